@@ -1,0 +1,42 @@
+"""``python -m pipeline``: load the plugins, then hand over to the Hydra app.
+
+Sub-commands that are not training runs come first: ``python -m pipeline plugins``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    from pipeline.errors import PipelineError
+
+    try:
+        from pipeline.config import register_core_configs
+        from pipeline.plugins import load_plugins
+
+        load_plugins()
+        register_core_configs()
+        if argv[:1] == ["plugins"]:
+            from pipeline.cli import print_plugins
+
+            print_plugins()
+            return
+        from pipeline.cli import check_overrides
+
+        check_overrides(argv)
+    except PipelineError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    from pipeline.app import hydra_app
+
+    sys.argv = [sys.argv[0], *argv]
+    hydra_app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Checkpoints written atomically and loaded without running code from them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import PipelineError
+
+
+def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to a temporary file beside ``path``, flush it, then rename.
+
+    A crash mid-write leaves the previous checkpoint intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain data only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(
+            f"Checkpoint not found: {path}. Check the path (runs write "
+            "last.pt and best.pt into their output directory)."
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
+        raise PipelineError(
+            f"Checkpoint {path} cannot be read ({type(exc).__name__}: {reason[:300]}). It may be "
+            "truncated, or not a checkpoint of this pipeline; use another one."
+        ) from None

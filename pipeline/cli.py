@@ -1,0 +1,114 @@
+"""Command-line helpers that run before Hydra: clear errors for unknown group options,
+and the ``plugins`` listing."""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+
+from hydra.core.config_store import ConfigStore
+
+from pipeline.errors import ConfigError, did_you_mean
+
+GROUPS = (
+    "data",
+    "tokenizer",
+    "embedding",
+    "encoder",
+    "pooler",
+    "head",
+    "optimizer",
+    "trainer",
+    "tracking",
+    "task",
+)
+
+
+def group_options(group: str) -> set[str]:
+    """Options of a config group: YAML files in ``conf/<group>/`` plus ConfigStore entries."""
+    options = {name.removesuffix(".yaml") for name in ConfigStore.instance().repo.get(group, {})}
+    folder = resources.files("conf") / group
+    if folder.is_dir():
+        options |= {
+            p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+        }
+    return options
+
+
+def default_choices() -> dict[str, str]:
+    """The option each group takes when the command line names none (conf/config.yaml)."""
+    import yaml
+
+    root = yaml.safe_load((resources.files("conf") / "config.yaml").read_text())
+    return {k: v for item in root["defaults"] if isinstance(item, dict) for k, v in item.items()}
+
+
+def schema_fields(group: str, option: str) -> set[str] | None:
+    """Field names of the schema behind ``group=option``, where the core knows it."""
+    from pipeline import registry
+    from pipeline.config import OptimizerConfig, TrackingConfig, TrainerConfig
+
+    schemas: dict[str, type] = {
+        "trainer": TrainerConfig,
+        "optimizer": OptimizerConfig,
+        "tracking": TrackingConfig,
+    }
+    if group == "data":
+        from pipeline.stages.data import DataConfig
+
+        schemas["data"] = DataConfig
+    elif group in registry.ALL and option in registry.ALL[group]:
+        schemas[group] = registry.ALL[group].get(option).config
+    schema = schemas.get(group)
+    return {f.name for f in dataclasses.fields(schema)} if schema else None
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Reject ``encoder=lsmt`` or ``encoder.hiden_size=3`` with the closest known name.
+
+    Plain ``group=a``, sweeps ``group=a,b`` and ``group.key=value`` overrides are checked;
+    anything with Hydra's sweep functions, globs or an explicit ``+``/``~`` is left to Hydra.
+    """
+    overrides = [arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-")]
+    plain = [(k, v) for k, v in overrides if not k.startswith(("+", "~"))]
+    chosen = {g: [o] for g, o in default_choices().items()}
+    for key, value in plain:
+        if key not in GROUPS or any(c in value for c in "()[]{}*$"):
+            continue
+        options = group_options(key)
+        chosen[key] = [c for c in value.split(",") if c]
+        for choice in chosen[key]:
+            if choice not in options:
+                raise ConfigError(f"Unknown option {key}={choice}. {did_you_mean(choice, options)}")
+    for key, _ in plain:
+        group, _, rest = key.partition(".")
+        if group not in GROUPS or not rest:
+            continue
+        field = rest.split(".")[0]
+        for option in chosen.get(group, []):
+            fields = schema_fields(group, option)
+            if fields is not None and field not in fields:
+                raise ConfigError(
+                    f"Unknown key {group}.{field} for {group}={option}. "
+                    f"{did_you_mean(field, fields)}"
+                )
+
+
+def print_plugins() -> None:
+    """Every registered component, by registry, with its provider and version."""
+    from pipeline import registry
+    from pipeline.plugins import failures
+
+    for group, reg in registry.ALL.items():
+        print(f"{group}:")
+        for entry in reg.entries():
+            try:
+                provider = f"{entry.provider} {version(entry.provider)}"
+            except PackageNotFoundError:
+                provider = entry.provider
+            print(
+                f"  {entry.name:<16} {entry.cls.__module__}.{entry.cls.__qualname__}  [{provider}]"
+            )
+    for failure in failures:
+        print(f"failed: plugin '{failure.name}' from '{failure.provider}': {failure.error}")

@@ -1,0 +1,123 @@
+"""Config schemas of the core's own groups (optimizer, trainer, tracking, task).
+
+Each schema is a dataclass stored in Hydra's ConfigStore, so Hydra type-checks overrides
+(``trainer.batch_size=abc`` fails at composition) and ``--help`` shows the fields.
+Bounds in field metadata are checked by :func:`pipeline.registry.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from pipeline.registry import describe, validate
+
+_ONE_EXCLUSIVE = {"min": 0.0, "max": 1.0, "max_exclusive": True}
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = describe("optimizer", "adamw", choices=["adamw", "adam", "sgd"])
+    lr: float = describe("learning rate", 2e-3, min=1e-12)
+    weight_decay: float = describe(
+        "decoupled weight decay (adamw) or L2 (adam, sgd)", 0.01, min=0.0
+    )
+    momentum: float = describe("momentum (sgd only)", 0.0, **_ONE_EXCLUSIVE)
+    fused: bool | None = describe("fused kernels; null = use them where torch has them", None)
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = describe("training epochs (early stopping may end sooner)", 6, min=1)
+    batch_size: int = describe("training batch size", 64, min=1)
+    eval_batch_size: int = describe("batch size for validation and test", 256, min=1)
+    device: str = describe("auto (CUDA when present) | cpu | cuda | cuda:N", "auto")
+    amp: bool = describe("mixed precision on CUDA (bf16 where supported, else fp16)", True)
+    grad_clip: float = describe("max gradient norm; 0 turns clipping off", 1.0, min=0.0)
+    monitor: str = describe("validation metric for early stopping and best.pt", "val/accuracy")
+    monitor_mode: str = describe(
+        "whether the monitored metric should go up or down", "max", choices=["max", "min"]
+    )
+    patience: int = describe("epochs without improvement before stopping; 0 = never stop", 2, min=0)
+    bucket_size: int = describe(
+        "batches per length bucket: rows are sorted by length within pools of "
+        "batch_size * bucket_size shuffled rows; 1 turns bucketing off",
+        50,
+        min=1,
+    )
+    num_threads: int | None = describe("CPU threads for torch; null = torch's default", None, min=1)
+    progress: str = describe(
+        "auto (bar on a terminal, log lines otherwise) | bar | log | none",
+        "auto",
+        choices=["auto", "bar", "log", "none"],
+    )
+    log_every_n_steps: int = describe("steps between loss reads in log mode", 100, min=1)
+    checkpoint_dir: str | None = describe(
+        "where last.pt/best.pt go; null = the run's Hydra output directory", None
+    )
+
+
+@dataclass
+class TrackingConfig:
+    name: str = describe("tracking backend", "mlflow", choices=["mlflow", "none"])
+    uri: str | None = describe(
+        "MLflow tracking URI; null = MLflow's default "
+        "(sqlite:///mlflow.db in the working directory)",
+        None,
+    )
+    experiment: str | None = describe("experiment name; null = the task name", None)
+    run_name: str | None = describe("run name; null = derived from what differs", None)
+    log_model: bool = describe("log the trained model so it can be loaded back", True)
+
+
+@dataclass
+class TaskConfig:
+    name: str = describe("task name (also the MLflow experiment)", "sentiment")
+    type: str = describe("what the head predicts", "classification", choices=["classification"])
+
+
+def register_core_configs() -> None:
+    """Store the core groups' options in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(group="optimizer", name="adamw", node=OptimizerConfig())
+    cs.store(
+        group="optimizer", name="adam", node=OptimizerConfig(name="adam", lr=1e-3, weight_decay=0.0)
+    )
+    cs.store(
+        group="optimizer",
+        name="sgd",
+        node=OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9),
+    )
+    cs.store(group="trainer", name="default", node=TrainerConfig())
+    cs.store(group="tracking", name="mlflow", node=TrackingConfig())
+    cs.store(group="tracking", name="none", node=TrackingConfig(name="none", log_model=False))
+
+
+def typed(schema: type, node: Any, prefix: str) -> Any:
+    """Convert a composed node into its dataclass and check its bounds."""
+    from omegaconf import OmegaConf
+
+    from pipeline.errors import ConfigError
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        config = OmegaConf.to_object(merged)
+    except Exception as exc:  # omegaconf's ValidationError / ConfigKeyError
+        key = getattr(exc, "full_key", None)
+        message = getattr(exc, "msg", str(exc)).split("\n")[0]
+        where = f"{prefix}.{key}" if key else prefix
+        raise ConfigError(f"Invalid value for {where}: {message}.") from None
+    validate(config, prefix)
+    if prefix == "trainer":
+        _check_device(config.device)
+    return config
+
+
+def _check_device(device: str) -> None:
+    from pipeline.errors import ConfigError
+
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return
+    raise ConfigError(f"trainer.device={device!r} is not a device. Use auto, cpu, cuda or cuda:N.")

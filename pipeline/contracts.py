@@ -1,0 +1,119 @@
+"""The contracts between the core and its plugins.
+
+Shapes: B = batch, T = time steps, D = input features, H = encoder features.
+A mask is mandatory everywhere: ``mask[b, t]`` is True for a real token, False for padding.
+Padding is always on the right, so a row's real tokens are ``x[b, :length[b]]``.
+Padding never changes any output of a real token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from pipeline.registry import describe
+
+
+@dataclass
+class ComponentConfig:
+    """Base of every component config: ``name`` is the registry name Hydra selected."""
+
+    name: str = describe("registered name of the component (set by the group option)", "")
+
+
+@dataclass
+class EncoderOutput:
+    """What an encoder returns."""
+
+    sequence: Tensor  # [B, T, H]: every step (Keras' return_sequences)
+    final: Tensor | None = None  # [B, H]: the encoder's own summary (true last states)
+    state: Any = None  # recurrent state to carry across batches (stateful LM)
+
+
+class Embedding(nn.Module):
+    """Token ids [B, T] -> vectors [B, T, output_dim]."""
+
+    output_dim: int
+
+    def __init__(self, config: Any, vocab_size: int, pad_id: int) -> None:
+        super().__init__()
+        self.config = config
+
+
+class Encoder(nn.Module):
+    """A sequence -> sequence contextualizer: x [B, T, input_dim] + mask -> [B, T, output_dim]."""
+
+    input_dim: int
+    output_dim: int
+
+    def __init__(self, config: Any, input_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.input_dim = input_dim
+
+    def forward(self, x: Tensor, mask: Tensor, state: Any = None) -> EncoderOutput:
+        raise NotImplementedError
+
+
+class Pooler(nn.Module):
+    """An encoder's output + mask -> one vector per sequence [B, output_dim]."""
+
+    output_dim: int
+
+    def __init__(self, config: Any, input_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.input_dim = input_dim
+        self.output_dim = input_dim
+
+    def forward(self, output: EncoderOutput, mask: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class Head(nn.Module):
+    """Features -> logits: [B, input_dim] -> [B, num_outputs] for classifiers."""
+
+    def __init__(self, config: Any, input_dim: int, num_outputs: int) -> None:
+        super().__init__()
+        self.config = config
+        self.input_dim = input_dim
+        self.num_outputs = num_outputs
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Text <-> ids. Fitted on the train split only, saved with the run."""
+
+    def fit(self, texts: Any) -> None:
+        """Learn the vocabulary from an iterable of strings."""
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids for each text (no padding, no truncation)."""
+
+    def decode(self, ids: list[int]) -> str:
+        """Text for a sequence of ids (specials dropped)."""
+
+    def save(self, directory: str | Path) -> None:
+        """Write everything needed to ``load`` it back into ``directory``."""
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Tokenizer:
+        """Read a tokenizer written by ``save``."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def pad_id(self) -> int: ...
+
+    def fingerprint(self) -> str:
+        """A stable hash of the fitted state (keys the tokenization cache)."""
+
+
+def lengths_of(mask: Tensor) -> Tensor:
+    """True lengths [B] (int64) of a right-padded mask [B, T]."""
+    return mask.sum(dim=1, dtype=torch.long)

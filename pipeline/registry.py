@@ -1,0 +1,168 @@
+"""Named registries of components, each backed by Hydra's ConfigStore.
+
+A component is declared once: a class plus a config dataclass. Registering it stores the
+class here and the dataclass in Hydra's ConfigStore as an option of the registry's config
+group, so ``encoder=lstm encoder.hidden_size=256`` works with no YAML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from hydra.core.config_store import ConfigStore
+
+from pipeline.errors import ConfigError, PipelineError, did_you_mean
+
+T = TypeVar("T")
+
+#: The provider (distribution name) whose plugin module is being imported right now.
+_current_provider: str = "pipeline"
+
+
+@contextmanager
+def providing(provider: str) -> Iterator[None]:
+    """Attribute every registration made inside the block to ``provider``."""
+    global _current_provider
+    previous, _current_provider = _current_provider, provider
+    try:
+        yield
+    finally:
+        _current_provider = previous
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered component: its name, class, config dataclass and provider."""
+
+    name: str
+    cls: type[T]
+    config: type
+    provider: str
+
+
+class DuplicateComponentError(PipelineError):
+    """Two providers registered the same name in one registry."""
+
+
+class Registry(Generic[T]):
+    """Components of one kind (encoders, poolers, ...), keyed by name."""
+
+    def __init__(self, kind: str, group: str) -> None:
+        self.kind = kind  # human name, e.g. "encoder"
+        self.group = group  # Hydra config group, e.g. "encoder"
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, config: type) -> Callable[[type[T]], type[T]]:
+        """Class decorator: register ``cls`` under ``name`` with its config dataclass."""
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"{self.kind} '{name}': config must be a dataclass, got {config!r}")
+
+        def decorator(cls: type[T]) -> type[T]:
+            if name in self._entries:
+                other = self._entries[name]
+                raise DuplicateComponentError(
+                    f"Two plugins register the {self.kind} '{name}': '{other.provider}' "
+                    f"({other.cls.__module__}.{other.cls.__qualname__}) and '{_current_provider}' "
+                    f"({cls.__module__}.{cls.__qualname__}). Uninstall one of them or rename "
+                    "its component."
+                )
+            self._entries[name] = Entry(name, cls, config, _current_provider)
+            node = config(name=name) if "name" in _field_names(config) else config()
+            ConfigStore.instance().store(
+                group=self.group, name=name, node=node, provider=_current_provider
+            )
+            return cls
+
+        return decorator
+
+    def get(self, name: str) -> Entry[T]:
+        """The entry for ``name``; an unknown name lists the known ones and the closest."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"Unknown {self.kind} '{name}' ({self.group}={name}). "
+                f"{did_you_mean(name, self._entries)}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry[T]]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def config_from(self, cfg: Any) -> Any:
+        """Turn a composed config node (with its ``name``) into the registered dataclass.
+
+        Range checks declared in field metadata (``min``, ``max``, ``choices``) run here.
+        """
+        from omegaconf import OmegaConf
+
+        values = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg
+        entry = self.get(values["name"])
+        known = _field_names(entry.config)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown key {self.group}.{unknown[0]} for {self.kind} '{entry.name}'. "
+                f"{did_you_mean(unknown[0], known)}"
+            )
+        config = entry.config(**values)
+        validate(config, prefix=self.group)
+        return config
+
+
+def _field_names(config: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(config)}
+
+
+def validate(config: Any, prefix: str) -> None:
+    """Check a config dataclass against the bounds declared in its fields' metadata.
+
+    ``field(metadata={"min": 1})`` means ">= 1"; ``"max"`` is inclusive unless
+    ``"max_exclusive": True``; ``"choices"`` lists the allowed values.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        meta = f.metadata
+        key = f"{prefix}.{f.name}"
+        if value is None:
+            continue
+        if "choices" in meta and value not in meta["choices"]:
+            hint = did_you_mean(str(value), meta["choices"])
+            raise ConfigError(f"{key}={value!r} is not a valid choice. {hint}")
+        if "min" in meta and value < meta["min"]:
+            raise ConfigError(f"{key}={value!r} is too small: it must be >= {meta['min']}.")
+        if "max" in meta:
+            limit = meta["max"]
+            if meta.get("max_exclusive") and value >= limit:
+                raise ConfigError(f"{key}={value!r} is too large: it must be < {limit}.")
+            if not meta.get("max_exclusive") and value > limit:
+                raise ConfigError(f"{key}={value!r} is too large: it must be <= {limit}.")
+
+
+def describe(help_text: str, default: Any = dataclasses.MISSING, **bounds: Any) -> Any:
+    """A dataclass field with help text and optional bounds (min, max, choices)."""
+    metadata = {"help": help_text, **bounds}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+# The registries every plugin fills. The core builds components only through these.
+tokenizers: Registry[Any] = Registry("tokenizer", "tokenizer")
+embeddings: Registry[Any] = Registry("embedding", "embedding")
+encoders: Registry[Any] = Registry("encoder", "encoder")
+poolers: Registry[Any] = Registry("pooler", "pooler")
+heads: Registry[Any] = Registry("head", "head")
+
+ALL: dict[str, Registry[Any]] = {
+    r.group: r for r in (tokenizers, embeddings, encoders, poolers, heads)
+}

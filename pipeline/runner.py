@@ -1,0 +1,281 @@
+"""One run, end to end: data -> tokenize -> model -> fit -> evaluate, tracked throughout.
+
+Each stage is a plain function in ``pipeline.stages``; this module only wires them
+together and records what happens.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline import __version__
+from pipeline.config import OptimizerConfig, TaskConfig, TrackingConfig, TrainerConfig, typed
+from pipeline.errors import PipelineError
+
+
+@dataclass
+class RunResult:
+    """What a run produced (also what the closing summary prints)."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    output_dir: Path | None = None
+    best_checkpoint: Path | None = None
+    run_id: str | None = None
+    tracking: str = ""
+    ui_command: str | None = None
+    seconds: float = 0.0
+
+
+def output_directory() -> Path:
+    """The Hydra run's output directory, or ``./outputs/manual`` outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        return Path("outputs") / "manual"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_name(cfg: DictConfig) -> str:
+    """Say what differs: ``lstm-h128-bi-l2-imdb``."""
+    enc = cfg.encoder
+    parts = [str(enc.name)]
+    if "hidden_size" in enc:
+        parts.append(f"h{enc.hidden_size}")
+    if enc.get("bidirectional"):
+        parts.append("bi")
+    if enc.get("num_layers", 1) and enc.get("num_layers", 1) > 1:
+        parts.append(f"l{enc.num_layers}")
+    parts.append(str(cfg.data.name))
+    return "-".join(parts)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train, evaluate and record the model described by ``cfg``."""
+    started = time.perf_counter()
+    # Validate every section before touching data, so a typo fails in a second.
+    trainer = typed(TrainerConfig, cfg.trainer, "trainer")
+    optimizer_cfg = typed(OptimizerConfig, cfg.optimizer, "optimizer")
+    tracking_cfg = typed(TrackingConfig, cfg.tracking, "tracking")
+    task = typed(TaskConfig, cfg.task, "task")
+    from pipeline import registry
+    from pipeline.stages.data import DataConfig
+    from pipeline.stages.model import component_configs
+
+    data_cfg = typed(DataConfig, cfg.data, "data")
+    component_configs(cfg)
+    registry.tokenizers.config_from(cfg.tokenizer)
+
+    import torch
+
+    from pipeline.stages.train import resolve_device
+    from pipeline.tracking import make_tracker
+
+    device = resolve_device(trainer.device)
+    if trainer.num_threads:
+        torch.set_num_threads(trainer.num_threads)
+    out_dir = output_directory()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = RunResult(output_dir=out_dir)
+
+    tracker = make_tracker(tracking_cfg)
+    tracker.start(
+        tracking_cfg.experiment or task.name,
+        tracking_cfg.run_name or run_name(cfg),
+        {
+            "task": task.name,
+            "data": str(cfg.data.name),
+            "encoder": str(cfg.encoder.name),
+            "git_commit": git_commit(),
+            "device": str(device),
+            "pipeline_version": __version__,
+        },
+    )
+    result.run_id, result.tracking = tracker.run_id, tracker.describe()
+    try:
+        _run_stages(
+            cfg, data_cfg, trainer, optimizer_cfg, tracking_cfg, device, tracker, out_dir, result
+        )
+    except KeyboardInterrupt:
+        tracker.end("KILLED", error="interrupted (KeyboardInterrupt)")
+        raise
+    except BaseException as exc:
+        tracker.end("FAILED", error=f"{type(exc).__name__}: {exc}")
+        raise
+    tracker.end("FINISHED")
+    result.seconds = time.perf_counter() - started
+    if hasattr(tracker, "ui_command"):
+        result.ui_command = tracker.ui_command()
+    print_summary(result)
+    return result
+
+
+def _run_stages(
+    cfg, data_cfg, trainer, optimizer_cfg, tracking_cfg, device, tracker, out_dir, result: RunResult
+) -> None:
+    import torch
+
+    from pipeline.batching import EncodedSplit
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.plots import confusion_matrix_plot, learning_curves
+    from pipeline.stages.data import load_data
+    from pipeline.stages.evaluate import evaluate
+    from pipeline.stages.model import build_model, count_parameters
+    from pipeline.stages.tokenize import fit_tokenizer, tokenize
+    from pipeline.stages.train import autocast_dtype, fit
+    from pipeline.tracking import flatten
+
+    quiet_libraries(trainer.progress)
+    seed = int(cfg.seed)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tracker.log_params(flatten(resolved))
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    tracker.log_artifact(out_dir / "config.yaml")
+
+    data = load_data(cfg.data, seed=seed)
+    print(
+        f"data: {data.source}: "
+        + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items())
+        + f"; {len(data.labels)} labels",
+        flush=True,
+    )
+    if len(data.labels) < 2:
+        raise PipelineError(
+            f"The training data has a single label ({data.labels}); a "
+            "classifier needs at least two. Check data.label_column."
+        )
+    tokenizer = fit_tokenizer(cfg.tokenizer, data.splits["train"])
+    tokenized = tokenize(data.splits, tokenizer, data_cfg.max_length)
+    print(
+        f"tokenized: vocabulary {tokenizer.vocab_size:,}; "
+        + (
+            "all splits from cache"
+            if tokenized.rows_tokenized == 0
+            else f"{tokenized.rows_tokenized:,} rows in {tokenized.seconds:.1f}s"
+        ),
+        flush=True,
+    )
+    tokenizer_dir = out_dir / "tokenizer"
+    tokenizer.save(tokenizer_dir)
+    (tokenizer_dir / "labels.json").write_text(json.dumps(data.labels))
+    tracker.log_artifact(tokenizer_dir, "tokenizer")
+    splits = {
+        name: EncodedSplit.from_dataset(ds, tokenizer.pad_id)
+        for name, ds in tokenized.splits.items()
+    }
+
+    seed_everything(seed)
+    num_classes = len(data.labels)
+    model = build_model(cfg, tokenizer.vocab_size, tokenizer.pad_id, num_classes)
+    n_params = count_parameters(model)
+    tracker.set_tags({"n_params": str(n_params)})
+    print(f"model: {n_params:,} parameters on {device}", flush=True)
+
+    checkpoint_dir = Path(trainer.checkpoint_dir) if trainer.checkpoint_dir else out_dir
+    extra = {
+        "config": resolved,
+        "labels": list(map(str, data.labels)),
+        "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
+    }
+    fitted = fit(
+        model,
+        splits["train"],
+        splits["validation"],
+        trainer=trainer,
+        optimizer_cfg=optimizer_cfg,
+        num_classes=num_classes,
+        device=device,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_extra=extra,
+        on_epoch=lambda epoch, m: tracker.log_metrics(m, step=epoch),
+    )
+    result.best_checkpoint = fitted.best_path
+    if fitted.best_path is not None:
+        model.load_state_dict(load_checkpoint(fitted.best_path)["model"])
+    test = evaluate(
+        model,
+        splits["test"],
+        batch_size=trainer.eval_batch_size,
+        device=device,
+        num_classes=num_classes,
+        autocast_dtype=autocast_dtype(device, trainer.amp),
+    )
+    result.metrics = {
+        **{k: v for k, v in fitted.history[fitted.best_epoch - 1].items() if k.startswith("val/")},
+        **test.metrics("test"),
+    }
+    tracker.log_metrics(test.metrics("test"), step=fitted.best_epoch)
+    tracker.log_metrics({"best_epoch": fitted.best_epoch})
+
+    labels = [str(label) for label in data.labels]
+    plots = out_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    learning_curves(fitted.history, plots / "learning_curves.png")
+    confusion_matrix_plot(test.confusion, labels, plots / "confusion_matrix.png")
+    tracker.log_artifact(plots, "plots")
+    if tracking_cfg.log_model:
+        model.to("cpu").eval()
+        tracker.log_model(
+            model,
+            name="model",
+            serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            metadata={"labels": labels},
+        )
+
+
+def quiet_libraries(progress: str) -> None:
+    """Keep the console for our own progress: no INFO chatter from libraries, and no
+    per-map progress bars from ``datasets`` unless a live bar was asked for."""
+    import logging
+
+    import datasets
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # pickle format is ours
+    if progress in ("log", "none") or (progress == "auto" and not sys.stderr.isatty()):
+        datasets.disable_progress_bars()
+
+
+def print_summary(result: RunResult) -> None:
+    lines = ["", "== run finished in " + f"{result.seconds:.0f}s =="]
+    lines += [f"  {k:<14} {v:.4f}" for k, v in sorted(result.metrics.items())]
+    lines.append(f"  outputs        {result.output_dir}")
+    if result.best_checkpoint:
+        lines.append(f"  checkpoint     {result.best_checkpoint}")
+    if result.run_id:
+        lines.append(f"  mlflow run     {result.run_id} ({result.tracking})")
+        lines.append(f"  open the UI    {result.ui_command}")
+    print("\n".join(lines), file=sys.stdout, flush=True)

@@ -1,0 +1,747 @@
+"""The data stage: load a labelled text data set into train / validation / test.
+
+One code path serves every source. A preset (``data=imdb``, ``sst2``, ``mr``, ``trec``,
+``ag_news``) describes its data twice: where it lives on the Hugging Face Hub
+(``hub``/``hub_splits``) and how a local copy is laid out under a data root
+(``local_splits``, paths relative to the root). ``data=files`` reads the user's own files
+(``data.train=...``). Everything goes through ``datasets.load_dataset`` (the ``json``, ``csv``,
+``parquet`` and ``text`` builders for local files), so the results are Arrow-backed datasets
+with stable fingerprints: two identical calls give datasets with equal ``_fingerprint``, which
+the tokenization cache relies on.
+
+Which source is used:
+
+1. ``data.train`` / ``data.validation`` / ``data.test`` set (``data=files``): those files,
+   relative to the current working directory.
+2. else a local data root, ``data.dir`` or the environment variable ``PIPELINE_DATA_DIR``:
+   the preset's ``local_splits`` under it (``$PIPELINE_DATA_DIR/<preset>/...``).
+3. else the Hub (``hub``/``hub_splits``). With no network and no local copy, a ``DataError``
+   names both ways out.
+
+Then, in this order (all seeded by ``seed``):
+
+* rows are filtered by ``keep`` (MR: its ``fold`` column),
+* every split becomes exactly two columns, ``text`` (str, stripped) and ``label`` (int64),
+  the label being an id into ``LoadedData.labels``: the preset's ``label_names`` in their order,
+  or else the labels seen in train, sorted (integers numerically, strings alphabetically),
+* a missing validation split is carved from train (``validation_fraction``); a missing test
+  split too (``test_fraction``, default: the same fraction). Both fractions are of the full
+  train split, so AG News' offline copy (its official test split only) becomes 80/10/10,
+* ``max_train_samples`` / ``max_eval_samples`` subsample train and validation + test.
+
+Split choices of the presets (also in their YAML files):
+
+* ``imdb``: train 25,000 -> 22,500 train + 2,500 validation (carved, seeded); test 25,000.
+* ``sst2``: GLUE phrase-level train (67,349), GLUE dev as validation (872), and the classic
+  1,821-sentence test (Kim 2014; Hub ``SetFit/sst2``).
+* ``mr``: locally ``mr/mr.tsv`` with its 10 stratified folds: fold 0 is test (1,068),
+  fold 1 validation (1,066), folds 2-9 train (8,528). The Hub's ``rotten_tomatoes`` has its own
+  8,530 / 1,066 / 1,066 split.
+* ``trec``: 5,452 train (validation carved from it) / 500 test, 6 coarse classes.
+* ``ag_news``: offline only the official 7,600-row test split exists; it is split (seeded)
+  80/10/10 into train / validation / test (6,080 / 760 / 760). From the Hub, the official
+  120,000 train (validation carved from it) and 7,600 test are used, so numbers from the two
+  sources are not comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import ConfigError, DataError, did_you_mean
+from pipeline.registry import describe, validate
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+
+SPLITS = ("train", "validation", "test")
+FORMATS = ("csv", "tsv", "json", "parquet", "text")
+DATA_DIR_ENV = "PIPELINE_DATA_DIR"
+
+#: file extension (after an optional ``.gz``) -> format
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "text",
+}
+_FORMAT_HELP = (
+    "CSV (.csv), TSV (.tsv), JSON Lines (.jsonl/.json) or Parquet (.parquet), each optionally "
+    "gzipped (.gz)"
+)
+
+
+@dataclass
+class SplitSource:
+    """Where one split comes from: a Hub dataset split, or local file(s) under the data root."""
+
+    path: str | None = describe(
+        "Hub: the dataset id (default: data.hub). Local: a file or glob relative to the data "
+        "root, e.g. 'imdb/train-*.jsonl.gz'",
+        None,
+    )
+    config: str | None = describe("Hub: the dataset's config name (default: data.hub_config)", None)
+    split: str | None = describe("Hub: the split to read (default: this split's own name)", None)
+    format: str | None = describe(
+        "Local: file format (default: from the extension)", None, choices=list(FORMATS)
+    )
+    column_names: list[str] = describe("Local: column names of a CSV/TSV without header", [])
+    text_column: str | None = describe("the text column (default: data.text_column)", None)
+    join_columns: list[str] = describe(
+        "build the text by joining these columns with a space (e.g. title, description); "
+        "overrides text_column",
+        [],
+    )
+    label_column: str | None = describe("the label column (default: data.label_column)", None)
+    keep: dict[str, list[Any]] = describe(
+        "keep only rows whose column has one of these values, e.g. {fold: [0]}", {}
+    )
+
+
+@dataclass
+class DataConfig:
+    """Which data set to load and how to split it (the ``data`` config group)."""
+
+    name: str = describe(
+        "preset name, e.g. imdb, sst2, mr, trec, ag_news, files; also the sub-folder of the local "
+        "data root"
+    )
+    dir: str | None = describe(
+        f"local data root holding <name>/...; when unset, the environment variable {DATA_DIR_ENV}; "
+        "when both are unset, the Hugging Face Hub",
+        None,
+    )
+    max_length: int = describe("truncate texts to this many tokens (tokenize stage)", 400, min=1)
+    max_train_samples: int | None = describe(
+        "subsample train to this many examples (seeded) for quick runs", None, min=1
+    )
+    max_eval_samples: int | None = describe(
+        "subsample validation and test to this many examples each (seeded)", None, min=1
+    )
+    validation_fraction: float = describe(
+        "fraction of train held out (seeded) as validation when the source has no validation "
+        "split; in (0, 1)",
+        0.1,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    test_fraction: float | None = describe(
+        "fraction of train held out (seeded) as test when the source has no test split; "
+        "default: validation_fraction",
+        None,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    # Sources of a preset.
+    hub: str | None = describe("Hugging Face Hub dataset id, e.g. stanfordnlp/imdb", None)
+    hub_config: str | None = describe("the Hub dataset's config name", None)
+    hub_splits: dict[str, SplitSource] = describe(
+        "train/validation/test -> Hub source (default: the Hub's own train/validation/test)", {}
+    )
+    local_splits: dict[str, SplitSource] = describe(
+        "train/validation/test -> local file(s) relative to the data root", {}
+    )
+    # Columns and labels.
+    text_column: str = describe("name of the text column", "text")
+    label_column: str = describe("name of the label column", "label")
+    label_map: dict[str, str] = describe(
+        "raw label value -> label name, e.g. {'0': neg, '1': pos}; unmapped values are kept", {}
+    )
+    label_names: list[str] = describe(
+        "the label names in id order; default: the labels seen in train, sorted", []
+    )
+    # The user's own files (data=files).
+    train: str | None = describe(
+        f"your training file ({_FORMAT_HELP}), relative to the working directory", None
+    )
+    validation: str | None = describe("your validation file (default: carved from train)", None)
+    test: str | None = describe("your test file (default: carved from train)", None)
+    format: str | None = describe(
+        "format of your files (default: from each file's extension)", None, choices=list(FORMATS)
+    )
+    cache_dir: str | None = describe(
+        "datasets cache folder (default: HF_DATASETS_CACHE, else ~/.cache/huggingface/datasets)",
+        None,
+    )
+
+
+@dataclass
+class LoadedData:
+    """The loaded splits, the label names (id i <-> labels[i]) and where they came from."""
+
+    splits: datasets.DatasetDict
+    labels: list[str]
+    source: str
+
+
+@dataclass
+class _Raw:
+    """One raw split before normalisation, with what error messages need to name it."""
+
+    dataset: Any  # datasets.Dataset
+    where: str  # a path or hub id, for messages
+    text_columns: list[str]
+    label_column: str
+    keep: dict[str, list[Any]]
+    column_hint: str  # the config key that names the columns, for messages
+
+
+# --------------------------------------------------------------------------------------------
+# Config
+
+
+def to_config(cfg: DataConfig | Mapping[str, Any] | Any) -> DataConfig:
+    """A checked ``DataConfig`` from a ``DataConfig``, a plain dict or a composed Hydra node."""
+    if isinstance(cfg, DataConfig):
+        config = cfg
+    else:
+        from omegaconf import OmegaConf
+        from omegaconf.errors import (
+            ConfigAttributeError,
+            ConfigKeyError,
+            MissingMandatoryValue,
+            OmegaConfBaseException,
+        )
+
+        try:
+            node = cfg if OmegaConf.is_config(cfg) else OmegaConf.create(dict(cfg))
+            merged = OmegaConf.merge(OmegaConf.structured(DataConfig), node)
+            config = OmegaConf.to_object(merged)
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            key = str(e.full_key or e.key)
+            parts = key.split(".")
+            nested = len(parts) >= 3 and parts[0] in ("hub_splits", "local_splits")
+            fields = _field_names(SplitSource if nested else DataConfig)
+            raise ConfigError(
+                f"Unknown key data.{key}. {did_you_mean(parts[-1], fields)}"
+            ) from None
+        except MissingMandatoryValue as e:
+            raise ConfigError(
+                f"data.{e.full_key} is required (e.g. data=imdb, or data=files "
+                "data.train=/path/to/train.csv)."
+            ) from None
+        except OmegaConfBaseException as e:
+            key = e.full_key or e.key or ""
+            message = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
+            raise ConfigError(f"Invalid value for data.{key}: {message}") from None
+    _check(config)
+    return config
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _check(config: DataConfig) -> None:
+    validate(config, "data")
+    for fraction in ("validation_fraction", "test_fraction"):
+        value = getattr(config, fraction)
+        if value is not None and value <= 0:
+            raise ConfigError(f"data.{fraction}={value!r} is too small: it must be > 0.")
+    for group in ("hub_splits", "local_splits"):
+        splits = getattr(config, group)
+        for split, source in splits.items():
+            if split not in SPLITS:
+                raise ConfigError(
+                    f"Unknown split data.{group}.{split}. {did_you_mean(split, SPLITS)}"
+                )
+            validate(source, f"data.{group}.{split}")
+
+
+def preset(name: str, **overrides: Any) -> DataConfig:
+    """The ``conf/data/<name>.yaml`` preset as a ``DataConfig``, with ``overrides`` applied."""
+    from omegaconf import OmegaConf
+
+    folder = Path(__file__).resolve().parents[2] / "conf" / "data"
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(
+            f"Unknown data preset '{name}' (data={name}). {did_you_mean(name, known)}"
+        )
+    node = OmegaConf.merge(OmegaConf.load(path), OmegaConf.create(overrides))
+    return to_config(node)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_data(cfg: DataConfig | Mapping[str, Any] | Any, seed: int) -> LoadedData:
+    """Load train / validation / test with columns ``text`` (str) and ``label`` (int64).
+
+    ``cfg`` is a ``DataConfig``, a dict or the composed ``data`` node. See the module docstring
+    for which source is used, how labels are numbered and how missing splits are carved
+    (AG News offline: its only split, the official test set, becomes 80/10/10).
+    """
+    config = to_config(cfg)
+    user_files = [s for s in SPLITS if getattr(config, s)]
+    if user_files:
+        if "train" not in user_files:
+            raise ConfigError(
+                f"data.{user_files[0]} is set but data.train is not: your own data needs at least "
+                "data.train=/path/to/train.csv (validation and test are carved from it if absent)."
+            )
+        raw, source = _load_user_files(config)
+    elif config.hub is None and not config.local_splits and not config.hub_splits:
+        raise ConfigError(
+            f"data={config.name} needs your training file: data.train=/path/to/train.csv "
+            f"({_FORMAT_HELP}, with a text and a label column; optional data.validation=... and "
+            "data.test=...). Or choose a preset such as data=imdb."
+        )
+    else:
+        root = _data_root(config)
+        if root is not None and config.local_splits:
+            raw, source = _load_local(config, root)
+        else:
+            raw, source = _load_hub(config)
+
+    texts = {split: _normalise(r, config.label_map) for split, r in raw.items()}
+    labels = _label_names(config, texts, raw)
+    index = {name: i for i, name in enumerate(labels)}
+    splits = {split: _encode(ds, index) for split, ds in texts.items()}
+    splits = _carve(config, splits, seed)
+    splits = _subsample(config, splits, seed)
+
+    import datasets
+
+    return LoadedData(
+        splits=datasets.DatasetDict({s: splits[s] for s in SPLITS}),
+        labels=labels,
+        source=source,
+    )
+
+
+def _data_root(config: DataConfig) -> Path | None:
+    value = config.dir or os.environ.get(DATA_DIR_ENV) or None
+    if value is None:
+        return None
+    origin = "data.dir" if config.dir else DATA_DIR_ENV
+    root = Path(os.path.expandvars(value)).expanduser().absolute()
+    if not root.is_dir():
+        raise DataError(
+            f"The local data folder {root} (from {origin}) does not exist. "
+            f"Point {origin} at the folder that holds the data sets, laid out as: "
+            f"{_layout(config, root)}. Unset {origin} to download from the Hugging Face Hub."
+        )
+    return root
+
+
+def _layout(config: DataConfig, root: Path) -> str:
+    if not config.local_splits:
+        return f"{root}/{config.name}/..."
+    return "; ".join(
+        f"{split}: {root / str(source.path)}" for split, source in config.local_splits.items()
+    )
+
+
+def _cache_dir(config: DataConfig) -> str | None:
+    # datasets reads HF_DATASETS_CACHE once, at import; honour a later change too.
+    return config.cache_dir or os.environ.get("HF_DATASETS_CACHE") or None
+
+
+def _load_local(config: DataConfig, root: Path) -> tuple[dict[str, _Raw], str]:
+    raw: dict[str, _Raw] = {}
+    wheres = []
+    for split, source in config.local_splits.items():
+        if not source.path:
+            raise ConfigError(f"data.local_splits.{split}.path is required.")
+        pattern = root / source.path
+        files = sorted(glob.glob(str(pattern)))
+        if not files:
+            folder = pattern.parent
+            missing = folder if not folder.is_dir() else pattern
+            raise DataError(
+                f"Data set '{config.name}' has no {split} data in {root}: {missing} is missing. "
+                f"The expected layout is {_layout(config, root)} (see shared/data/SOURCES.md). "
+                f"Fix data.dir / {DATA_DIR_ENV}, or unset both to use the Hugging Face Hub."
+            )
+        fmt = source.format or config.format or _format_of(files[0])
+        where = str(pattern)
+        hint = f"data.local_splits.{split}"
+        dataset = _read_files(files, fmt, source.column_names, config, where)
+        raw[split] = _raw(dataset, where, source, config, hint)
+        if where not in wheres:
+            wheres.append(where)
+    return raw, "local:" + ", ".join(wheres)
+
+
+def _load_user_files(config: DataConfig) -> tuple[dict[str, _Raw], str]:
+    raw: dict[str, _Raw] = {}
+    wheres = []
+    for split in SPLITS:
+        value = getattr(config, split)
+        if not value:
+            continue
+        path = Path(os.path.expandvars(value)).expanduser().absolute()
+        if not path.is_file():
+            raise DataError(
+                f"data.{split}={value}: the file {path} does not exist (paths are relative to the "
+                f"working directory, {Path.cwd()})."
+            )
+        fmt = config.format or _format_of(str(path))
+        if fmt == "text":
+            raise DataError(
+                f"data.{split}={value}: a .txt file holds one text per line and no labels, but "
+                f"classification needs a label per text. Use a file that carries labels: CSV, "
+                f"TSV, JSON Lines or Parquet with a '{config.label_column}' column "
+                "(data.label_column=...)."
+            )
+        dataset = _read_files([str(path)], fmt, [], config, str(path))
+        source = SplitSource()
+        raw[split] = _raw(dataset, str(path), source, config, "data")
+        wheres.append(str(path))
+    return raw, "local:" + ", ".join(wheres)
+
+
+def _format_of(path: str) -> str:
+    name = path[:-3] if path.endswith(".gz") else path
+    suffix = Path(name).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise DataError(
+            f"Cannot tell the format of {path} from its extension '{suffix}'. Supported: "
+            f"{_FORMAT_HELP}; or set data.format= one of {', '.join(FORMATS)}."
+        )
+    return _EXTENSIONS[suffix]
+
+
+def _read_files(
+    files: list[str], fmt: str, column_names: list[str], config: DataConfig, where: str
+) -> Any:
+    """Read local files through ``datasets.load_dataset`` (one split named ``train``)."""
+    import datasets
+
+    kwargs: dict[str, Any] = {}
+    builder = fmt
+    if fmt in ("csv", "tsv"):
+        builder = "csv"
+        kwargs["keep_default_na"] = False  # texts such as "NA" or "null" stay texts
+        if fmt == "tsv":  # IANA TSV: tab-separated, no quoting (texts may contain '"')
+            kwargs.update(delimiter="\t", quoting=3)  # 3 = csv.QUOTE_NONE
+        if column_names:
+            kwargs["column_names"] = list(column_names)
+    if fmt == "parquet":  # Parquet is compressed inside; datasets cannot read a gzipped one
+        files = [_gunzipped(f, config) if f.endswith(".gz") else f for f in files]
+    try:
+        return datasets.load_dataset(
+            builder, data_files=files, split="train", cache_dir=_cache_dir(config), **kwargs
+        )
+    except Exception as e:  # a parser error: name the file, keep the cause
+        raise DataError(f"Cannot read {where} as {fmt}: {type(e).__name__}: {e}") from e
+
+
+def _gunzipped(path: str, config: DataConfig) -> str:
+    """A decompressed copy of a gzipped file, in the cache, named by its path, size and mtime."""
+    import datasets
+
+    stat = os.stat(path)
+    key = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    folder = Path(_cache_dir(config) or datasets.config.HF_DATASETS_CACHE) / "pipeline_gunzip"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{key.hexdigest()[:16]}-{Path(path).name[:-3]}"
+    if not target.exists():
+        partial = target.with_name(target.name + f".{os.getpid()}.tmp")
+        with gzip.open(path, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(partial, target)
+    return str(target)
+
+
+def _raw(dataset: Any, where: str, source: SplitSource, config: DataConfig, hint: str) -> _Raw:
+    text_columns = list(source.join_columns) or [source.text_column or config.text_column]
+    label_column = source.label_column or config.label_column
+    return _Raw(dataset, where, text_columns, label_column, dict(source.keep), hint)
+
+
+@contextmanager
+def _offline_from_env() -> Iterator[None]:
+    """Honour HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set after ``datasets`` was imported.
+
+    Both libraries read these variables once, at import; without this a late setting is
+    ignored and an unreachable Hub costs ~25 s of retries before failing.
+    """
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    def on(name: str) -> bool:
+        return os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")
+
+    if not (on("HF_HUB_OFFLINE") or on("HF_DATASETS_OFFLINE")):
+        yield
+        return
+    saved = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    import datasets.exceptions
+
+    errors: list[type[BaseException]] = [OSError, datasets.exceptions.DatasetsError]
+    try:
+        from huggingface_hub.errors import HFValidationError
+
+        errors.append(HFValidationError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def _load_hub(config: DataConfig) -> tuple[dict[str, _Raw], str]:
+    import datasets
+
+    if not config.hub and not all(s.path for s in config.hub_splits.values()):
+        raise DataError(
+            f"Data set '{config.name}' has no local copy and names no Hugging Face Hub dataset. "
+            f"Set {DATA_DIR_ENV}=/path/to/data or data.dir=/path/to/data (laid out as "
+            f"{_layout(config, Path('<dir>'))}), or set data.hub=<dataset id>."
+        )
+    raw: dict[str, _Raw] = {}
+    ids: list[str] = []
+    cache_dir = _cache_dir(config)
+    current = config.hub or ""
+    try:
+        with _offline_from_env():
+            if config.hub_splits:
+                for split, source in config.hub_splits.items():
+                    current = source.path or config.hub or ""
+                    name = source.config or config.hub_config
+                    dataset = datasets.load_dataset(
+                        current, name, split=source.split or split, cache_dir=cache_dir
+                    )
+                    where = f"hub:{current}" + (f"/{name}" if name else "")
+                    where += f" [{source.split or split}]"
+                    raw[split] = _raw(dataset, where, source, config, f"data.hub_splits.{split}")
+                    if current not in ids:
+                        ids.append(current)
+            else:
+                current = config.hub or ""
+                found = datasets.load_dataset(current, config.hub_config, cache_dir=cache_dir)
+                aliases = {"train": ["train"], "validation": ["validation", "valid", "dev"]}
+                aliases["test"] = ["test"]
+                for split, names in aliases.items():
+                    for name in names:
+                        if name in found:
+                            where = f"hub:{current} [{name}]"
+                            raw[split] = _raw(found[name], where, SplitSource(), config, "data")
+                            break
+                if "train" not in raw:
+                    raise DataError(
+                        f"The Hub dataset {current} has no train split (it has "
+                        f"{', '.join(found)}); set data.hub_splits.train.split=<name>."
+                    )
+                ids.append(current)
+    except _hub_errors() as e:
+        raise DataError(
+            f"Cannot load data set '{config.name}': no local copy is configured and the Hugging "
+            f"Face Hub dataset '{current}' could not be loaded ({type(e).__name__}: {e}). Either "
+            f"use a local copy: set {DATA_DIR_ENV}=/path/to/data or pass data.dir=/path/to/data, "
+            f"laid out as {_layout(config, Path('<dir>'))}; or connect to the network so the "
+            "dataset can be downloaded from the Hugging Face Hub (and unset HF_HUB_OFFLINE / "
+            "HF_DATASETS_OFFLINE if set)."
+        ) from e
+    return raw, "hub:" + ", ".join(ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Normalising, labels, carving, subsampling
+
+
+def _missing_column(column: str, role: str, raw: _Raw) -> DataError:
+    columns = raw.dataset.column_names
+    key = "text_column" if role == "text" else ("label_column" if role == "label" else "keep")
+    return DataError(
+        f"The {role} column '{column}' is not in {raw.where}; its columns are "
+        f"{', '.join(columns)}. {did_you_mean(column, columns)} Set {raw.column_hint}.{key}=... "
+        "to the right column."
+    )
+
+
+def _normalise(raw: _Raw, label_map: dict[str, str]) -> Any:
+    """Filter rows, then reduce to ``text`` (str) and ``label_name`` (str or None)."""
+    import datasets
+
+    dataset = raw.dataset
+    columns = dataset.column_names
+    for column in raw.text_columns:
+        if column not in columns:
+            raise _missing_column(column, "text", raw)
+    if raw.label_column not in columns:
+        raise _missing_column(raw.label_column, "label", raw)
+    if raw.keep:
+        for column in raw.keep:
+            if column not in columns:
+                raise _missing_column(column, "filter (keep)", raw)
+        dataset = dataset.filter(_keep_rows, batched=True, fn_kwargs={"keep": raw.keep})
+    feature = dataset.features[raw.label_column]
+    class_names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+    return dataset.map(
+        _to_text_and_label,
+        batched=True,
+        remove_columns=columns,
+        features=datasets.Features(
+            {"text": datasets.Value("string"), "label_name": datasets.Value("string")}
+        ),
+        fn_kwargs={
+            "text_columns": raw.text_columns,
+            "label_column": raw.label_column,
+            "class_names": class_names,
+            "label_map": dict(label_map),
+        },
+        desc="Reading texts and labels",
+    )
+
+
+def _keep_rows(batch: dict[str, list], keep: dict[str, list]) -> list[bool]:
+    n = len(next(iter(batch.values())))
+    mask = [True] * n
+    for column, values in keep.items():
+        allowed = set(values)
+        mask = [m and v in allowed for m, v in zip(mask, batch[column], strict=True)]
+    return mask
+
+
+def _to_text_and_label(
+    batch: dict[str, list],
+    text_columns: list[str],
+    label_column: str,
+    class_names: list[str] | None,
+    label_map: dict[str, str],
+) -> dict[str, list]:
+    parts = [batch[c] for c in text_columns]
+    texts = [
+        " ".join("" if p is None else str(p).strip() for p in row).strip()
+        for row in zip(*parts, strict=True)
+    ]
+    labels: list[str | None] = []
+    for value in batch[label_column]:
+        if value is None or (class_names is not None and value < 0):
+            labels.append(None)
+            continue
+        if class_names is not None:
+            value = class_names[value]
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        name = str(value).strip()
+        labels.append(label_map.get(name, name) if name else None)
+    return {"text": texts, "label_name": labels}
+
+
+def _label_key(name: str) -> tuple[int, int | str]:
+    """Sort integer-like labels numerically ("2" < "10"), then strings alphabetically."""
+    return (0, int(name)) if re.fullmatch(r"[+-]?\d+", name) else (1, name)
+
+
+def _label_names(config: DataConfig, texts: dict[str, Any], raw: dict[str, _Raw]) -> list[str]:
+    seen = {split: ds.unique("label_name") for split, ds in texts.items()}
+    for split, values in seen.items():
+        if None in values:
+            raise DataError(
+                f"Some rows of {raw[split].where} ({split}) have no label (an empty or null "
+                f"'{raw[split].label_column}'). Every example needs a label: fill them in or "
+                "drop those rows."
+            )
+    if config.label_names:
+        labels = [str(n) for n in config.label_names]
+        known, what = set(labels), "data.label_names"
+    else:
+        labels = sorted(seen["train"], key=_label_key)
+        known, what = set(labels), f"the labels of train ({raw['train'].where})"
+    for split, values in seen.items():
+        unknown = sorted(set(values) - known, key=_label_key)
+        if unknown:
+            raise DataError(
+                f"The {split} split ({raw[split].where}) has the label '{unknown[0]}'"
+                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+                + f", which is not among {what}. {did_you_mean(unknown[0], labels)}"
+            )
+    if len(labels) < 2:
+        raise DataError(
+            f"The train split ({raw['train'].where}) has {len(labels)} distinct label(s) "
+            f"({', '.join(labels) or 'none'}); a classifier needs at least 2."
+        )
+    return labels
+
+
+def _encode(dataset: Any, index: dict[str, int]) -> Any:
+    import datasets
+
+    return dataset.map(
+        _label_ids,
+        batched=True,
+        remove_columns=["label_name"],
+        features=datasets.Features(
+            {"text": datasets.Value("string"), "label": datasets.Value("int64")}
+        ),
+        fn_kwargs={"index": index},
+        desc="Encoding labels",
+    )
+
+
+def _label_ids(batch: dict[str, list], index: dict[str, int]) -> dict[str, list]:
+    return {"text": batch["text"], "label": [index[n] for n in batch["label_name"]]}
+
+
+def _carve(config: DataConfig, splits: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Hold out validation and/or test from train (seeded), as fractions of the full train."""
+    missing = [s for s in ("validation", "test") if s not in splits]
+    if not missing:
+        return splits
+    train = splits["train"]
+    n = len(train)
+    fractions = {
+        "validation": config.validation_fraction,
+        "test": config.test_fraction
+        if config.test_fraction is not None
+        else config.validation_fraction,
+    }
+    sizes = {s: max(1, round(fractions[s] * n)) for s in missing}
+    held = sum(sizes.values())
+    if n - held < 1:
+        raise DataError(
+            f"The train split has {n} example(s): too few to hold out "
+            f"{' and '.join(missing)} from it. Provide more data or a "
+            f"{' and '.join(missing)} file."
+        )
+    parts = train.train_test_split(test_size=held, shuffle=True, seed=seed)
+    result = dict(splits, train=parts["train"])
+    if len(missing) == 1:
+        result[missing[0]] = parts["test"]
+    else:
+        rest = parts["test"].train_test_split(test_size=sizes["test"], shuffle=True, seed=seed)
+        result["validation"], result["test"] = rest["train"], rest["test"]
+    return result
+
+
+def _subsample(config: DataConfig, splits: dict[str, Any], seed: int) -> dict[str, Any]:
+    limits = {
+        "train": config.max_train_samples,
+        "validation": config.max_eval_samples,
+        "test": config.max_eval_samples,
+    }
+    result = dict(splits)
+    for split, limit in limits.items():
+        if limit is not None and limit < len(result[split]):
+            result[split] = result[split].shuffle(seed=seed).select(range(limit))
+    return result

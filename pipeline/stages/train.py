@@ -1,0 +1,215 @@
+"""The training loop: a plain torch loop, as fast as one written by hand.
+
+Length-bucketed batches, fused optimizers where torch has them, the loss accumulated on
+the device (read only when the progress display refreshes), gradient clipping, AMP on
+CUDA, early stopping on a validation metric, and ``last.pt`` / ``best.pt`` written
+atomically after every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.batching import EncodedSplit, batch_order, iterate_batches
+from pipeline.checkpoint import save_atomic
+from pipeline.config import OptimizerConfig, TrainerConfig
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.progress import Progress
+from pipeline.stages.evaluate import Evaluation, evaluate
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = 0
+    best_value: float = float("nan")
+    best_path: Path | None = None
+    last_path: Path | None = None
+    stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes CUDA when present; asking for CUDA without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.device={name} but no CUDA GPU is available here. Use "
+            "trainer.device=auto or trainer.device=cpu."
+        )
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """bf16 where the GPU supports it, else fp16; None (full precision) on CPU or amp off."""
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def make_optimizer(params, cfg: OptimizerConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW / Adam / SGD, fused where torch supports it on this device."""
+    params = list(params)
+    fused = cfg.fused
+    if fused is None:
+        fused = device.type in ("cuda", "cpu") and cfg.name in ("adamw", "adam", "sgd")
+    kwargs: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if cfg.name == "sgd":
+        kwargs["momentum"] = cfg.momentum
+    cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[cfg.name]
+    if fused:
+        try:
+            return cls(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError):
+            pass  # this torch build has no fused kernel for the device: use foreach
+    return cls(params, **kwargs)
+
+
+def improved(value: float, best: float, mode: str) -> bool:
+    if math.isnan(best):
+        return not math.isnan(value)
+    return value > best if mode == "max" else value < best
+
+
+def fit(
+    model: nn.Module,
+    train: EncodedSplit,
+    validation: EncodedSplit,
+    *,
+    trainer: TrainerConfig,
+    optimizer_cfg: OptimizerConfig,
+    num_classes: int,
+    device: torch.device,
+    seed: int,
+    checkpoint_dir: Path,
+    checkpoint_extra: dict[str, Any] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``model``; return its history and where the best and last checkpoints are."""
+    model.to(device)
+    optimizer = make_optimizer(model.parameters(), optimizer_cfg, device)
+    amp_dtype = autocast_dtype(device, trainer.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    generator = torch.Generator().manual_seed(seed)
+    result = FitResult()
+    checkpoint_dir = Path(checkpoint_dir)
+    monitor = trainer.monitor
+    bad_epochs = 0
+
+    for epoch in range(1, trainer.max_epochs + 1):
+        model.train()
+        order = batch_order(
+            train.lengths,
+            trainer.batch_size,
+            shuffle=True,
+            bucket_size=trainer.bucket_size,
+            generator=generator,
+        )
+        progress = Progress(
+            len(order),
+            f"epoch {epoch}/{trainer.max_epochs}",
+            trainer.progress,
+            trainer.log_every_n_steps,
+        )
+        loss_sum = torch.zeros((), device=device)
+        seen = 0
+        started = time.perf_counter()
+        autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+        for batch in iterate_batches(train, order, device):
+            with autocast:
+                logits = model(batch.ids, batch.mask)
+            loss = F.cross_entropy(logits.float(), batch.labels)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if trainer.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            loss_sum += loss.detach() * len(batch)
+            seen += len(batch)
+            progress.step(len(batch), loss_sum)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        progress.close()
+        train_loss = (loss_sum / max(seen, 1)).item()
+        if not math.isfinite(train_loss):
+            raise PipelineError(
+                f"The training loss became {train_loss} in epoch {epoch}. Likely causes: a "
+                "learning rate too high (lower optimizer.lr), no gradient clipping "
+                "(set trainer.grad_clip=1.0), or fp16 overflow (trainer.amp=false). The last "
+                f"good checkpoint is kept in {checkpoint_dir}."
+            )
+
+        evaluation: Evaluation = evaluate(
+            model,
+            validation,
+            batch_size=trainer.eval_batch_size,
+            device=device,
+            num_classes=num_classes,
+            autocast_dtype=amp_dtype,
+        )
+        metrics = {
+            "train/loss": train_loss,
+            "train/samples_per_s": seen / max(seconds, 1e-9),
+            "train/epoch_seconds": seconds,
+            **evaluation.metrics("val"),
+        }
+        if monitor not in metrics:
+            raise ConfigError(
+                f"trainer.monitor={monitor!r} is not a metric. Choose one of: "
+                f"{', '.join(sorted(metrics))}."
+            )
+        result.history.append({"epoch": epoch, **metrics})
+
+        value = metrics[monitor]
+        is_best = improved(value, result.best_value, trainer.monitor_mode)
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "metrics": metrics,
+            "history": result.history,
+            **(checkpoint_extra or {}),
+        }
+        result.last_path = save_atomic(payload, checkpoint_dir / "last.pt")
+        if is_best:
+            result.best_value, result.best_epoch, bad_epochs = value, epoch, 0
+            result.best_path = save_atomic(payload, checkpoint_dir / "best.pt")
+        else:
+            bad_epochs += 1
+        print(
+            f"epoch {epoch}: train/loss {train_loss:.4f}  val/loss {evaluation.loss:.4f}  "
+            f"val/accuracy {evaluation.accuracy:.4f}  val/f1 {evaluation.f1:.4f}  "
+            f"{metrics['train/samples_per_s']:,.0f} samples/s  {seconds:.1f}s"
+            + ("  *" if is_best else ""),
+            flush=True,
+        )
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+        if trainer.patience and bad_epochs >= trainer.patience:
+            result.stopped_early = True
+            print(
+                f"early stopping: {monitor} did not improve for {bad_epochs} epochs "
+                f"(best {result.best_value:.4f} at epoch {result.best_epoch})",
+                flush=True,
+            )
+            break
+    return result

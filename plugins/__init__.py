@@ -1,0 +1,8 @@
+"""First-party plugins. The ``pipeline.plugins`` entry point imports this module, which
+registers every built-in component exactly as a third-party package would."""
+
+from plugins.embeddings import learned  # noqa: F401
+from plugins.encoders import rnn  # noqa: F401
+from plugins.heads import classifier  # noqa: F401
+from plugins.poolers import simple  # noqa: F401
+from plugins.tokenizers import basic_english, word  # noqa: F401

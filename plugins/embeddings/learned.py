@@ -1,0 +1,32 @@
+"""Learned token embeddings: a lookup table trained with the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from pipeline.contracts import ComponentConfig, Embedding
+from pipeline.registry import describe, embeddings
+
+
+@dataclass
+class LearnedEmbeddingConfig(ComponentConfig):
+    dim: int = describe("embedding vector size", 128, min=1)
+    dropout: float = describe(
+        "dropout on embedded tokens", 0.25, min=0.0, max=1.0, max_exclusive=True
+    )
+
+
+@embeddings.register("learned", config=LearnedEmbeddingConfig)
+class LearnedEmbedding(Embedding):
+    """``nn.Embedding`` with the padding row fixed at zero, then dropout."""
+
+    def __init__(self, config: LearnedEmbeddingConfig, vocab_size: int, pad_id: int) -> None:
+        super().__init__(config, vocab_size, pad_id)
+        self.table = nn.Embedding(vocab_size, config.dim, padding_idx=pad_id)
+        self.dropout = nn.Dropout(config.dropout)
+        self.output_dim = config.dim
+
+    def forward(self, ids: Tensor) -> Tensor:  # [B, T] -> [B, T, dim]
+        return self.dropout(self.table(ids))

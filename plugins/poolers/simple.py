@@ -1,0 +1,51 @@
+"""Mask-aware poolers: [B, T, H] + mask [B, T] -> [B, H]. Padding never changes the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from pipeline.contracts import ComponentConfig, EncoderOutput, Pooler, lengths_of
+from pipeline.registry import poolers
+
+
+@dataclass
+class PoolerConfig(ComponentConfig):
+    pass
+
+
+@poolers.register("last", config=PoolerConfig)
+class LastPooler(Pooler):
+    """The encoder's own summary (``final``: both directions' true final states for a
+    bidirectional RNN), else the output at each row's last real token."""
+
+    def forward(self, output: EncoderOutput, mask: Tensor) -> Tensor:
+        if output.final is not None:
+            return output.final
+        seq = output.sequence  # [B, T, H]
+        lengths = lengths_of(mask)
+        index = (lengths - 1).clamp(min=0)
+        last = seq[torch.arange(seq.size(0), device=seq.device), index]  # [B, H]
+        return last * (lengths > 0).unsqueeze(1).to(last.dtype)  # zero-length rows -> 0
+
+
+@poolers.register("mean", config=PoolerConfig)
+class MeanPooler(Pooler):
+    """Average over real tokens (divides by the true length; zero-length rows give 0)."""
+
+    def forward(self, output: EncoderOutput, mask: Tensor) -> Tensor:
+        weights = mask.unsqueeze(2).to(output.sequence.dtype)  # [B, T, 1]
+        total = (output.sequence * weights).sum(dim=1)  # [B, H]
+        return total / weights.sum(dim=1).clamp(min=1.0)
+
+
+@poolers.register("max", config=PoolerConfig)
+class MaxPooler(Pooler):
+    """Element-wise max over real tokens (padding masked with -inf; zero-length rows give 0)."""
+
+    def forward(self, output: EncoderOutput, mask: Tensor) -> Tensor:
+        seq = output.sequence.masked_fill(~mask.unsqueeze(2), float("-inf"))
+        pooled = seq.max(dim=1).values  # [B, H]
+        return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))

@@ -1,0 +1,79 @@
+"""Every option of every config group composes with Hydra and validates against its schema."""
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from pipeline import registry
+from pipeline.cli import GROUPS, group_options
+from pipeline.config import OptimizerConfig, TaskConfig, TrackingConfig, TrainerConfig, typed
+from pipeline.stages.model import component_configs
+
+CASES = [(group, option) for group in GROUPS for option in sorted(group_options(group))]
+
+
+def compose_with(*overrides: str):
+    with initialize_config_module(config_module="conf", version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def check(cfg) -> None:
+    typed(TrainerConfig, cfg.trainer, "trainer")
+    typed(OptimizerConfig, cfg.optimizer, "optimizer")
+    typed(TrackingConfig, cfg.tracking, "tracking")
+    typed(TaskConfig, cfg.task, "task")
+    from pipeline.stages.data import DataConfig
+
+    typed(DataConfig, cfg.data, "data")
+    component_configs(cfg)
+    registry.tokenizers.config_from(cfg.tokenizer)
+
+
+def test_every_group_has_options():
+    assert len(CASES) >= 20
+    for group in GROUPS:
+        assert group_options(group), group
+
+
+@pytest.mark.parametrize("group, option", CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_option_composes_and_validates(group, option):
+    cfg = compose_with(f"{group}={option}")
+    if group in registry.ALL:
+        assert cfg[group].name == option
+    check(cfg)
+
+
+def test_defaults_are_the_sentiment_task_on_imdb_with_an_lstm():
+    cfg = compose_with()
+    assert cfg.task.name == "sentiment" and cfg.data.name == "imdb"
+    assert cfg.encoder.name == "lstm" and cfg.head.name == "classifier"
+
+
+def test_topic_task_selects_trec_and_data_can_still_be_overridden():
+    assert compose_with("task=topic").data.name == "trec"
+    assert compose_with("task=topic", "data=ag_news").data.name == "ag_news"
+    assert compose_with("task=sentiment", "data=sst2").data.name == "sst2"
+
+
+def test_documented_keys_exist():
+    cfg = compose_with()
+    for key in (
+        "embedding.dim",
+        "encoder.hidden_size",
+        "encoder.num_layers",
+        "encoder.bidirectional",
+        "encoder.dropout",
+        "tokenizer.vocab_size",
+        "data.max_length",
+        "data.max_train_samples",
+        "data.max_eval_samples",
+        "optimizer.lr",
+        "trainer.batch_size",
+        "trainer.max_epochs",
+        "trainer.device",
+        "seed",
+        "tracking.uri",
+    ):
+        node, *path = key.split(".")
+        value = cfg[node]
+        for part in path:
+            assert part in value, key

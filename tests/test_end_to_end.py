@@ -1,0 +1,224 @@
+"""`python -m pipeline` end to end on a slice of real data, recorded in a real MLflow store,
+then read back through a real `mlflow server` over its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+QUICK = [
+    "data=sst2",
+    "data.max_train_samples=3000",
+    "data.max_eval_samples=200",
+    "trainer.max_epochs=2",
+    "trainer.batch_size=32",
+    "embedding.dim=32",
+    "optimizer.lr=0.01",
+    "encoder.hidden_size=24",
+    "tokenizer.vocab_size=3000",
+    "seed=7",
+]
+
+
+def run_pipeline(
+    cwd: Path, env: dict[str, str], *overrides: str, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, data_dir, hf_cache) -> tuple[Path, dict[str, str]]:
+    cwd = tmp_path_factory.mktemp("run")
+    env = {
+        **os.environ,
+        "PIPELINE_DATA_DIR": str(data_dir),
+        "HF_DATASETS_CACHE": str(hf_cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return cwd, env
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir) -> subprocess.CompletedProcess:
+    cwd, env = workdir
+    done = run_pipeline(cwd, env, *QUICK)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def runs_in(db: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("sentiment")
+    return client, client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+
+
+def test_run_is_recorded_in_the_default_store(first_run, workdir):
+    cwd, _ = workdir
+    assert (cwd / "mlflow.db").is_file(), "MLflow's default store is ./mlflow.db"
+    client, runs = runs_in(cwd / "mlflow.db")
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    for name in (
+        "train/loss",
+        "val/loss",
+        "val/accuracy",
+        "val/f1",
+        "test/loss",
+        "test/accuracy",
+        "test/f1",
+        "train/samples_per_s",
+    ):
+        assert name in metrics, name
+    assert len(client.get_metric_history(run.info.run_id, "val/accuracy")) == 2  # per epoch
+    params = run.data.params
+    assert params["encoder.hidden_size"] == "24" and params["data.name"] == "sst2"
+    assert params["trainer.max_epochs"] == "2"
+    tags = run.data.tags
+    for tag in ("task", "data", "encoder", "git_commit", "device", "n_params"):
+        assert tag in tags, tag
+    assert tags["task"] == "sentiment" and tags["encoder"] == "lstm"
+    assert run.info.run_name == "lstm-h24-sst2"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "tokenizer", "plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/learning_curves.png", "plots/confusion_matrix.png"}
+    # a better-than-chance model from 3,000 training phrases
+    assert metrics["test/accuracy"] > 0.55
+
+
+def test_summary_names_metrics_checkpoint_run_and_ui(first_run):
+    out = first_run.stdout
+    assert "test/accuracy" in out and "best.pt" in out
+    assert "mlflow run" in out and "mlflow ui" in out
+
+
+def test_checkpoints_are_written(first_run, workdir):
+    cwd, _ = workdir
+    from pipeline.checkpoint import load_checkpoint
+
+    (best,) = cwd.glob("outputs/*/*/best.pt")
+    payload = load_checkpoint(best)
+    assert payload["labels"] == ["negative", "positive"]
+    assert payload["config"]["encoder"]["hidden_size"] == 24
+    assert (best.parent / "last.pt").is_file()
+
+
+def test_logged_model_loads_back_and_predicts(first_run, workdir):
+    cwd, _ = workdir
+    import mlflow
+    import torch
+
+    client, runs = runs_in(cwd / "mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{cwd / 'mlflow.db'}")
+    model = mlflow.pytorch.load_model(f"runs:/{runs[0].info.run_id}/model")
+    ids = torch.tensor([[5, 6, 7, 0]])
+    mask = torch.tensor([[True, True, True, False]])
+    assert model(ids, mask).shape == (1, 2)
+
+
+def test_second_identical_run_reads_tokens_from_cache(first_run, workdir):
+    cwd, env = workdir
+    assert "all splits from cache" not in first_run.stdout
+    again = run_pipeline(cwd, env, *QUICK)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "all splits from cache" in again.stdout
+    # same seed, same data, same model: the same result
+    first = [ln for ln in first_run.stdout.splitlines() if "test/accuracy" in ln]
+    second = [ln for ln in again.stdout.splitlines() if "test/accuracy" in ln]
+    assert first == second
+
+
+def test_failure_after_the_run_started_marks_it_failed(first_run, workdir, tmp_path):
+    cwd, env = workdir
+    done = run_pipeline(cwd, env, *QUICK, f"data.dir={tmp_path / 'nowhere'}")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    _, runs = runs_in(cwd / "mlflow.db")
+    failed = runs[-1]
+    assert failed.info.status == "FAILED"
+    assert "nowhere" in failed.data.tags["error"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_mlflow_server_serves_the_run(first_run, workdir):
+    cwd, _ = workdir
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{cwd / 'mlflow.db'}",
+        ],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, "mlflow server exited"
+            assert time.time() < deadline, "mlflow server did not answer /health in 90 s"
+            time.sleep(0.5)
+
+        def call(path: str, body: dict | None = None) -> dict:
+            data = json.dumps(body).encode() if body is not None else None
+            req = urllib.request.Request(
+                f"{base}{path}", data=data, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.load(r)
+
+        experiment = call("/api/2.0/mlflow/experiments/get-by-name?experiment_name=sentiment")
+        eid = experiment["experiment"]["experiment_id"]
+        found = call(
+            "/api/2.0/mlflow/runs/search",
+            {"experiment_ids": [eid], "filter": "attributes.status = 'FINISHED'"},
+        )
+        run = found["runs"][0]
+        metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+        assert 0.0 <= metrics["test/accuracy"] <= 1.0
+        assert {"val/accuracy", "val/f1", "train/loss"} <= set(metrics)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
