@@ -30,8 +30,10 @@ class EncoderOutput:
     """What an encoder returns."""
 
     sequence: Tensor  # [B, T, H]: every step (Keras' return_sequences)
-    final: Tensor | None = None  # [B, H]: the encoder's own summary (true last states)
+    final: Tensor | None = None  # [B, H]: true last states (h_n; both directions for bi-RNNs)
     state: Any = None  # recurrent state to carry across batches (stateful LM)
+    pooled: Tensor | None = None  # [B, H]: a summary the encoder pools itself (attention)
+    attention: Tensor | None = None  # [B, T]: the weights behind ``pooled`` (0 at padding)
 
 
 class Embedding(nn.Module):

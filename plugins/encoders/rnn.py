@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, Encoder, EncoderOutput, lengths_of
+from pipeline.contracts import ComponentConfig, Encoder, EncoderOutput
+from pipeline.masking import at_last_token, lengths_of, reverse_within_length
 from pipeline.registry import describe, encoders
 
 
@@ -27,25 +28,6 @@ class RNNConfig(ComponentConfig):
     dropout: float = describe(
         "dropout between stacked layers", 0.0, min=0.0, max=1.0, max_exclusive=True
     )
-
-
-def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each row's first ``length`` steps, leaving its padding in place.
-
-    x [B, T, D], lengths [B]. The permutation is its own inverse.
-    """
-    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # [1, T]
-    lengths = lengths.to(x.device).unsqueeze(1)  # [B, 1]
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # [B, T]
-    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.size(2)))
-
-
-def at_last_token(sequence: Tensor, lengths: Tensor) -> Tensor:
-    """The step at each row's last real token: [B, T, H] -> [B, H] (zero for empty rows)."""
-    index = (lengths - 1).clamp(min=0).to(sequence.device)
-    rows = torch.arange(sequence.size(0), device=sequence.device)
-    last = sequence[rows, index]
-    return last * (lengths > 0).to(sequence.device).unsqueeze(1).to(last.dtype)
 
 
 class RecurrentEncoder(Encoder):

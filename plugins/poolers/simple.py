@@ -1,4 +1,9 @@
-"""Mask-aware poolers: [B, T, H] + mask [B, T] -> [B, H]. Padding never changes the result."""
+"""Mask-aware poolers: [B, T, H] + mask [B, T] -> [B, H]. Padding never changes the result.
+
+``auto`` (the default) takes the summary an encoder pools itself (``lstm_attention``'s
+attention) and otherwise max-pools, so ``encoder=lstm_attention`` uses its attention with
+no second override, while ``pooler=max`` (or any other) always means what it says.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from pipeline.contracts import ComponentConfig, EncoderOutput, Pooler, lengths_of
+from pipeline.contracts import ComponentConfig, EncoderOutput, Pooler
+from pipeline.masking import at_last_token, lengths_of
 from pipeline.registry import poolers
 
 
@@ -24,11 +30,7 @@ class LastPooler(Pooler):
     def forward(self, output: EncoderOutput, mask: Tensor) -> Tensor:
         if output.final is not None:
             return output.final
-        seq = output.sequence  # [B, T, H]
-        lengths = lengths_of(mask)
-        index = (lengths - 1).clamp(min=0)
-        last = seq[torch.arange(seq.size(0), device=seq.device), index]  # [B, H]
-        return last * (lengths > 0).unsqueeze(1).to(last.dtype)  # zero-length rows -> 0
+        return at_last_token(output.sequence, lengths_of(mask))  # empty rows -> 0
 
 
 @poolers.register("mean", config=PoolerConfig)
@@ -49,3 +51,13 @@ class MaxPooler(Pooler):
         seq = output.sequence.masked_fill(~mask.unsqueeze(2), float("-inf"))
         pooled = seq.max(dim=1).values  # [B, H]
         return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
+
+
+@poolers.register("auto", config=PoolerConfig)
+class AutoPooler(MaxPooler):
+    """The encoder's own pooled summary where it makes one (attention encoders), else max."""
+
+    def forward(self, output: EncoderOutput, mask: Tensor) -> Tensor:
+        if output.pooled is not None:
+            return output.pooled
+        return super().forward(output, mask)

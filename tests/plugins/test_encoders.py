@@ -67,3 +67,31 @@ def test_every_parameter_receives_a_gradient(name):
     (out.sequence.sum() + out.final.sum()).backward()
     for pname, p in encoder.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+def test_lstm_attention_pools_with_weights_over_real_tokens():
+    torch.manual_seed(0)
+    encoder = build("lstm_attention", bidirectional=True, attention_size=4).eval()
+    x = torch.randn(2, 6, 5)
+    mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    out = encoder(x, mask)
+    assert out.pooled.shape == (2, 14) and out.attention.shape == (2, 6)
+    torch.testing.assert_close(out.attention.sum(1), torch.ones(2))
+    assert (out.attention[~mask] == 0).all()
+    expected = (out.attention.unsqueeze(2) * out.sequence).sum(1)
+    torch.testing.assert_close(out.pooled, expected)
+
+
+def test_lstm_attention_is_used_by_the_default_pooler():
+    from hydra import compose, initialize_config_module
+
+    from pipeline.stages.model import build_model
+
+    with initialize_config_module(config_module="conf", version_base=None):
+        cfg = compose(config_name="config", overrides=["encoder=lstm_attention"])
+    assert cfg.pooler.name == "auto"
+    model = build_model(cfg, vocab_size=50, pad_id=0, num_classes=2)
+    ids = torch.randint(1, 50, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    model(ids, mask).sum().backward()
+    assert model.encoder.attention.score.weight.grad.abs().sum() > 0

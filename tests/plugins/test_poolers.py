@@ -12,7 +12,7 @@ def build(name: str, dim: int = 6):
     return entry.cls(entry.config(name=name), dim)
 
 
-@pytest.mark.parametrize("name", ["last", "mean", "max"])
+@pytest.mark.parametrize("name", ["last", "mean", "max", "auto", "attention"])
 def test_padding_values_do_not_change_the_output(name):
     torch.manual_seed(0)
     pooler = build(name)
@@ -39,7 +39,7 @@ def test_reference_values():
     assert build("last", 1)(out, mask).flatten().tolist() == [3.0, -4.0]
 
 
-@pytest.mark.parametrize("name", ["last", "mean", "max"])
+@pytest.mark.parametrize("name", ["last", "mean", "max", "auto", "attention"])
 def test_zero_length_rows_give_zeros(name):
     seq = torch.randn(2, 4, 6)
     mask = torch.tensor([[True, True, False, False], [False] * 4])
@@ -52,3 +52,24 @@ def test_last_prefers_the_encoders_own_final_state():
     seq, final = torch.randn(2, 3, 4), torch.randn(2, 4)
     mask = torch.ones(2, 3, dtype=torch.bool)
     assert torch.equal(build("last", 4)(EncoderOutput(seq, final=final), mask), final)
+
+
+def test_attention_weights_cover_real_tokens_only():
+    torch.manual_seed(0)
+    pooler = build("attention")
+    seq = torch.randn(3, 5, 6)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    pooled, weights = pooler.attend(EncoderOutput(seq), mask)
+    torch.testing.assert_close(weights.sum(1), torch.tensor([1.0, 1.0, 0.0]))
+    assert (weights[~mask] == 0).all() and (weights[mask] > 0).all()
+    torch.testing.assert_close(pooled[1], (weights[1, :2, None] * seq[1, :2]).sum(0))
+    assert torch.equal(pooler(EncoderOutput(seq), mask), pooled)
+    assert torch.equal(pooler.last_weights, weights)
+
+
+def test_auto_uses_the_encoders_own_pooled_summary_else_max():
+    seq, pooled = torch.randn(2, 3, 4), torch.randn(2, 4)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    auto = build("auto", 4)
+    assert torch.equal(auto(EncoderOutput(seq, pooled=pooled), mask), pooled)
+    assert torch.equal(auto(EncoderOutput(seq), mask), build("max", 4)(EncoderOutput(seq), mask))
