@@ -40,7 +40,7 @@ def cases() -> list[tuple[str, dict]]:
 
 
 def test_the_first_party_encoders_are_all_registered():
-    expected = {"rnn", "lstm", "gru", "lstm_attention"}
+    expected = {"rnn", "lstm", "gru", "scratch_lstm", "lstm_attention", "transformer", "cnn"}
     assert expected <= set(registry.encoders.names())
 
 
