@@ -1,6 +1,7 @@
 """``python -m pipeline``: load the plugins, then hand over to the Hydra app.
 
-Sub-commands that are not training runs come first: ``python -m pipeline plugins``.
+Sub-commands that are not training runs come first: ``python -m pipeline plugins`` and
+``python -m pipeline generate model=... prompt=...``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def main(argv: list[str] | None = None) -> None:
             from pipeline.cli import print_plugins
 
             print_plugins()
+            return
+        if argv[:1] == ["generate"]:
+            from pipeline.generate import main as generate
+
+            generate(argv[1:])
             return
         from pipeline.cli import check_overrides
 

@@ -22,6 +22,7 @@ GROUPS = (
     "trainer",
     "tracking",
     "task",
+    "experiment",
 )
 
 
@@ -41,7 +42,29 @@ def default_choices() -> dict[str, str]:
     import yaml
 
     root = yaml.safe_load((resources.files("conf") / "config.yaml").read_text())
-    return {k: v for item in root["defaults"] if isinstance(item, dict) for k, v in item.items()}
+    choices = {}
+    for item in root["defaults"]:
+        if isinstance(item, dict):
+            for key, value in item.items():
+                choices[key.removeprefix("optional ")] = value
+    return choices
+
+
+def preset_choices(group: str, option: str) -> dict[str, str]:
+    """The ``override /<group>: <option>`` entries of a preset (task, experiment) YAML."""
+    import yaml
+
+    path = resources.files("conf") / group / f"{option}.yaml"
+    if not path.is_file():
+        return {}
+    defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])
+    return {
+        key.removeprefix("override /"): value
+        for item in defaults
+        if isinstance(item, dict)
+        for key, value in item.items()
+        if key.startswith("override /")
+    }
 
 
 def schema_fields(group: str, option: str) -> set[str] | None:
@@ -55,13 +78,37 @@ def schema_fields(group: str, option: str) -> set[str] | None:
         "tracking": TrackingConfig,
     }
     if group == "data":
+        from pipeline.stages.corpus import CorpusConfig, corpus_presets
         from pipeline.stages.data import DataConfig
 
-        schemas["data"] = DataConfig
+        schemas["data"] = CorpusConfig if option in corpus_presets() else DataConfig
     elif group in registry.ALL and option in registry.ALL[group]:
         schemas[group] = registry.ALL[group].get(option).config
     schema = schemas.get(group)
     return {f.name for f in dataclasses.fields(schema)} if schema else None
+
+
+def resolve_choices(explicit: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The option(s) of each group, in Hydra's order: the root defaults, then what the task
+    preset overrides, then the experiment preset (and the task it picks), then the command
+    line. Presets are followed only where one option is chosen (not in a sweep)."""
+    chosen = {g: [o] for g, o in default_choices().items() if o}
+    chosen.update({g: v for g, v in explicit.items() if g == "task"})
+
+    def follow(group: str) -> None:
+        if len(chosen.get(group, [])) == 1:
+            picks = preset_choices(group, chosen[group][0])
+            if group == "experiment" and "task" in picks and "task" not in explicit:
+                chosen["task"] = [picks["task"]]
+                follow("task")
+            chosen.update({g: [v] for g, v in picks.items()})
+
+    follow("task")
+    if "experiment" in explicit:
+        chosen["experiment"] = explicit["experiment"]
+    follow("experiment")
+    chosen.update(explicit)
+    return chosen
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -72,15 +119,16 @@ def check_overrides(argv: list[str]) -> None:
     """
     overrides = [arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-")]
     plain = [(k, v) for k, v in overrides if not k.startswith(("+", "~"))]
-    chosen = {g: [o] for g, o in default_choices().items()}
+    explicit: dict[str, list[str]] = {}
     for key, value in plain:
         if key not in GROUPS or any(c in value for c in "()[]{}*$"):
             continue
         options = group_options(key)
-        chosen[key] = [c for c in value.split(",") if c]
-        for choice in chosen[key]:
+        explicit[key] = [c for c in value.split(",") if c]
+        for choice in explicit[key]:
             if choice not in options:
                 raise ConfigError(f"Unknown option {key}={choice}. {did_you_mean(choice, options)}")
+    chosen = resolve_choices(explicit)
     for key, _ in plain:
         group, _, rest = key.partition(".")
         if group not in GROUPS or not rest:

@@ -26,6 +26,21 @@ class OptimizerConfig:
     )
     momentum: float = describe("momentum (sgd only)", 0.0, **_ONE_EXCLUSIVE)
     fused: bool | None = describe("fused kernels; null = use them where torch has them", None)
+    decay: float = describe(
+        "multiply the lr by this each epoch after decay_after epochs (Zaremba et al.: 0.5 "
+        "after 4 for the small PTB model); 1 = off",
+        1.0,
+        min=0.0,
+        max=1.0,
+    )
+    decay_after: int = describe("epochs at the full lr before decay starts", 0, min=0)
+    plateau_factor: float = describe(
+        "multiply the lr by this whenever the monitored validation metric does not improve; "
+        "1 = off",
+        1.0,
+        min=0.0,
+        max=1.0,
+    )
 
 
 @dataclass
@@ -45,6 +60,11 @@ class TrainerConfig:
         "batches per length bucket: rows are sorted by length within pools of "
         "batch_size * bucket_size shuffled rows; 1 turns bucketing off",
         50,
+        min=1,
+    )
+    bptt: int = describe(
+        "language models: steps per truncated back-propagation window (state carried across)",
+        35,
         min=1,
     )
     num_threads: int | None = describe("CPU threads for torch; null = torch's default", None, min=1)
@@ -75,7 +95,23 @@ class TrackingConfig:
 @dataclass
 class TaskConfig:
     name: str = describe("task name (also the MLflow experiment)", "sentiment")
-    type: str = describe("what the head predicts", "classification", choices=["classification"])
+    type: str = describe(
+        "what the model predicts: a label per text, or the next token of a stream",
+        "classification",
+        choices=["classification", "language_model"],
+    )
+    init_range: float | None = describe(
+        "language models: initialise every weight ~ U(-r, r), as Zaremba et al.; "
+        "null = each component's own initialisation",
+        None,
+        min=0.0,
+    )
+    sample_prompt: str | None = describe(
+        "language models: prompt of the text sample logged each epoch; null = the first "
+        "tokens of the validation split",
+        None,
+    )
+    sample_tokens: int = describe("language models: tokens per logged sample; 0 = none", 200, min=0)
 
 
 def register_core_configs() -> None:
@@ -93,6 +129,8 @@ def register_core_configs() -> None:
     cs.store(group="trainer", name="default", node=TrainerConfig())
     cs.store(group="tracking", name="mlflow", node=TrackingConfig())
     cs.store(group="tracking", name="none", node=TrackingConfig(name="none", log_model=False))
+    # The schema every task preset starts from (``- /task_base@task`` in conf/task/*.yaml).
+    cs.store(name="task_base", node=TaskConfig())
 
 
 def typed(schema: type, node: Any, prefix: str) -> Any:

@@ -45,12 +45,25 @@ class Embedding(nn.Module):
         super().__init__()
         self.config = config
 
+    @property
+    def weight(self) -> Tensor | None:
+        """The [vocab_size, output_dim] lookup table, for weight tying; None if there is none."""
+        return None
+
 
 class Encoder(nn.Module):
-    """A sequence -> sequence contextualizer: x [B, T, input_dim] + mask -> [B, T, output_dim]."""
+    """A sequence -> sequence contextualizer: x [B, T, input_dim] + mask -> [B, T, output_dim].
+
+    ``causal`` is True when step t of ``sequence`` depends only on x[:, :t + 1] (a left-to-
+    right RNN; not a bidirectional one, nor attention or convolutions over the whole row).
+    Language models need it: they refuse an encoder that would read the tokens it predicts.
+    A causal encoder that returns ``state`` must accept it back as ``state=`` to continue the
+    same sequences (stateful LM training and generation).
+    """
 
     input_dim: int
     output_dim: int
+    causal: bool = False
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()
@@ -77,7 +90,8 @@ class Pooler(nn.Module):
 
 
 class Head(nn.Module):
-    """Features -> logits: [B, input_dim] -> [B, num_outputs] for classifiers."""
+    """Features -> logits: [B, input_dim] -> [B, num_outputs] for classifiers, or
+    [B, T, input_dim] -> [B, T, vocab_size] for language models."""
 
     def __init__(self, config: Any, input_dim: int, num_outputs: int) -> None:
         super().__init__()

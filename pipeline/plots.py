@@ -17,7 +17,8 @@ def _pyplot():
 
 
 def learning_curves(history: list[dict[str, float]], path: str | Path) -> Path:
-    """Loss (train and validation) and validation accuracy / F1 per epoch."""
+    """Loss (train and validation) and validation accuracy / F1 (classifiers) or
+    perplexity (language models) per epoch."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -26,10 +27,16 @@ def learning_curves(history: list[dict[str, float]], path: str | Path) -> Path:
     left.set_xlabel("epoch")
     left.set_title("loss")
     left.legend()
-    for key in ("val/accuracy", "val/f1"):
-        right.plot(epochs, [h[key] for h in history], "o-", label=key)
+    if "val/perplexity" in history[0]:  # language model: perplexity, log scale
+        for key in ("train/perplexity", "val/perplexity"):
+            right.plot(epochs, [h[key] for h in history], "o-", label=key)
+        right.set_yscale("log")
+        right.set_title("perplexity")
+    else:
+        for key in ("val/accuracy", "val/f1"):
+            right.plot(epochs, [h[key] for h in history], "o-", label=key)
+        right.set_title("validation")
     right.set_xlabel("epoch")
-    right.set_title("validation")
     right.legend()
     for axis in (left, right):
         axis.grid(alpha=0.3)

@@ -16,12 +16,17 @@ class Progress:
     """One epoch's progress: steps done, samples per second, live loss."""
 
     def __init__(
-        self, total_steps: int, description: str, mode: str = "auto", log_every: int = 100
+        self,
+        total_steps: int,
+        description: str,
+        mode: str = "auto",
+        log_every: int = 100,
+        unit: str = "samples",
     ) -> None:
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "log"
         self.mode, self.total, self.log_every = mode, total_steps, log_every
-        self.description = description
+        self.description, self.unit = description, unit
         self.steps = self.samples = 0
         self.start = self._last_refresh = time.perf_counter()
         self._bar = None
@@ -48,7 +53,7 @@ class Progress:
             if now - self._last_refresh >= 0.5 or self.steps == self.total:
                 self._bar.set_postfix(
                     loss=f"{read_loss():.4f}",
-                    samples_per_s=f"{self.throughput():,.0f}",
+                    **{f"{self.unit}_per_s": f"{self.throughput():,.0f}"},
                     refresh=False,
                 )
                 self._bar.update(self.steps - self._bar.n)
@@ -56,7 +61,7 @@ class Progress:
         elif self.mode == "log" and (self.steps % self.log_every == 0):
             print(
                 f"{self.description} step {self.steps}/{self.total} loss {read_loss():.4f} "
-                f"{self.throughput():,.0f} samples/s",
+                f"{self.throughput():,.0f} {self.unit}/s",
                 file=sys.stderr,
                 flush=True,
             )

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -72,6 +73,31 @@ def run_name(cfg: DictConfig) -> str:
     return "-".join(parts)
 
 
+def data_config(cfg: DictConfig, task: TaskConfig) -> Any:
+    """The checked ``data`` section: a labelled data set, or a corpus for language models."""
+    from pipeline.errors import ConfigError
+
+    is_corpus = cfg.data.get("type") == "corpus"
+    if task.type == "language_model":
+        if not is_corpus:
+            raise ConfigError(
+                f"data={cfg.data.name} is a labelled data set, but task=lm needs a text corpus: "
+                "data=timemachine, tiny_shakespeare, ptb or wikitext2."
+            )
+        from pipeline.stages.corpus import to_corpus_config
+
+        return to_corpus_config(cfg.data)
+    if is_corpus:
+        raise ConfigError(
+            f"data={cfg.data.name} is a text corpus for language models; use task=lm with it, "
+            "or a labelled data set (data=imdb, sst2, mr, trec, ag_news, files) with "
+            f"task={task.name}."
+        )
+    from pipeline.stages.data import DataConfig
+
+    return typed(DataConfig, cfg.data, "data")
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -90,10 +116,9 @@ def run(cfg: DictConfig) -> RunResult:
     tracking_cfg = typed(TrackingConfig, cfg.tracking, "tracking")
     task = typed(TaskConfig, cfg.task, "task")
     from pipeline import registry
-    from pipeline.stages.data import DataConfig
     from pipeline.stages.model import component_configs
 
-    data_cfg = typed(DataConfig, cfg.data, "data")
+    data_cfg = data_config(cfg, task)
     component_configs(cfg)
     registry.tokenizers.config_from(cfg.tokenizer)
 
@@ -123,10 +148,35 @@ def run(cfg: DictConfig) -> RunResult:
         },
     )
     result.run_id, result.tracking = tracker.run_id, tracker.describe()
+    quiet_libraries(trainer.progress)
     try:
-        _run_stages(
-            cfg, data_cfg, trainer, optimizer_cfg, tracking_cfg, device, tracker, out_dir, result
-        )
+        if task.type == "language_model":
+            from pipeline.language_model import run_language_model
+
+            run_language_model(
+                cfg,
+                data_cfg,
+                trainer,
+                optimizer_cfg,
+                tracking_cfg,
+                task,
+                device,
+                tracker,
+                out_dir,
+                result,
+            )
+        else:
+            _run_stages(
+                cfg,
+                data_cfg,
+                trainer,
+                optimizer_cfg,
+                tracking_cfg,
+                device,
+                tracker,
+                out_dir,
+                result,
+            )
     except KeyboardInterrupt:
         tracker.end("KILLED", error="interrupted (KeyboardInterrupt)")
         raise
@@ -156,7 +206,6 @@ def _run_stages(
     from pipeline.stages.train import autocast_dtype, fit
     from pipeline.tracking import flatten
 
-    quiet_libraries(trainer.progress)
     seed = int(cfg.seed)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracker.log_params(flatten(resolved))

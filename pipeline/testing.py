@@ -19,7 +19,10 @@ It checks what the core relies on (see ``pipeline.contracts``):
 * ``empty rows``: zero-length rows, and a batch of them only, give finite outputs;
 * ``gradients``: every trainable parameter receives a non-zero gradient;
 * ``eval determinism``: two forward passes in eval mode agree exactly;
-* ``state dict``: a fresh instance loading the state dict gives the same outputs.
+* ``state dict``: a fresh instance loading the state dict gives the same outputs;
+* ``causal`` (encoders that claim ``causal = True``): changing later tokens never changes an
+  earlier step, and running a sequence in two halves, passing ``state`` from the first to
+  the second, equals running it whole (what language models rely on).
 
 Each check runs even when another failed; the report lists every failure in words.
 """
@@ -164,6 +167,8 @@ def check_encoder(
     check("gradients", lambda: _check_gradients(build(seed), x, mask, generator))
     check("eval determinism", lambda: _check_determinism(module, x, mask))
     check("state dict", lambda: _check_state_dict(module, build(seed + 1), x, mask, atol, rtol))
+    if getattr(module, "causal", False):
+        check("causal", lambda: _check_causal(module, x, generator, atol, rtol))
     return report
 
 
@@ -287,4 +292,31 @@ def _check_state_dict(
         problem = _close(tensor, got[name], atol, rtol)
         if problem:
             return f"a fresh instance loading the state dict gives another {name}: {problem}"
+    return None
+
+
+def _check_causal(
+    module: Encoder, x: Tensor, generator: torch.Generator, atol: float, rtol: float
+) -> str | None:
+    module.eval()
+    full = torch.ones(x.shape[:2], dtype=torch.bool)
+    cut = x.size(1) // 2
+    changed = x.clone()
+    changed[:, cut:] = torch.randn(changed[:, cut:].shape, generator=generator)
+    with torch.no_grad():
+        whole = module(x, full)
+        other = module(changed, full).sequence
+        problem = _close(whole.sequence[:, :cut], other[:, :cut], atol, rtol)
+        if problem:
+            return f"claims causal=True, but later tokens change earlier steps: {problem}"
+        first = module(x[:, :cut], full[:, :cut])
+        if first.state is None:
+            return None  # no state to carry: nothing more to check
+        second = module(x[:, cut:], full[:, cut:], state=first.state)
+    problem = _close(second.sequence, whole.sequence[:, cut:], atol, rtol)
+    if problem:
+        return (
+            "running a sequence in two halves, passing state from the first to the second, "
+            f"differs from running it whole: {problem}"
+        )
     return None

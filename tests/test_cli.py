@@ -38,7 +38,7 @@ def test_help_lists_every_group_and_its_options():
         "task",
     ):
         assert f"{group}:" in done.stdout, group
-    for option in ("lstm", "gru", "rnn", "imdb", "sst2", "trec", "basic_english, word"):
+    for option in ("lstm", "gru", "rnn", "imdb", "sst2", "trec", "basic_english", "char", "ptb"):
         assert option in done.stdout, option
     assert "sentiment, topic" in done.stdout
     assert "hidden_size" in done.stdout

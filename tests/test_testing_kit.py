@@ -50,7 +50,10 @@ def test_the_first_party_encoders_are_all_registered():
 def test_every_registered_encoder_passes_the_kit(name, fields):
     report = check_encoder(name, **fields)
     assert report.ok, str(report)
-    assert len(report.passed) == 7
+    entry = registry.encoders.get(name)
+    causal = entry.cls(entry.config(name=name, **fields), 6).causal
+    assert len(report.passed) == (8 if causal else 7)
+    assert ("causal" in report.passed) == causal
 
 
 # -- encoders that break the contract, one way each ------------------------------------
@@ -137,3 +140,41 @@ def test_an_encoder_that_cannot_be_built_is_reported_not_raised():
 
     report = check_encoder(Broken, TinyConfig(name="broken"))
     assert not report.ok and "construct" in report.failures[0] and "boom" in report.failures[0]
+
+
+class ClaimsCausalButIsNot(Base):
+    causal = True
+
+    def forward(self, x, mask, state=None):
+        out = super().forward(x.flip(1), mask).sequence  # reads the row right to left
+        return EncoderOutput(out)
+
+
+class LosesStateBetweenCalls(Base):
+    causal = True
+
+    def forward(self, x, mask, state=None):
+        out, h = self.rnn(x)  # ignores the state it is given
+        return EncoderOutput(out * mask.unsqueeze(2), state=h)
+
+
+@pytest.mark.parametrize(
+    "cls, words",
+    [
+        (ClaimsCausalButIsNot, "later tokens change earlier steps"),
+        (LosesStateBetweenCalls, "two halves"),
+    ],
+)
+def test_the_kit_checks_what_causal_encoders_promise(cls, words):
+    report = check_encoder(cls, TinyConfig(name="tiny"))
+    assert any(f.startswith("causal:") and words in f for f in report.failures), str(report)
+
+
+def test_which_encoders_are_causal():
+    def causal(name, **fields):
+        entry = registry.encoders.get(name)
+        return entry.cls(entry.config(name=name, **fields), 4).causal
+
+    assert causal("lstm") and causal("gru") and causal("rnn") and causal("scratch_lstm")
+    assert not causal("lstm", bidirectional=True)
+    assert not causal("transformer", d_model=8, nhead=2) and not causal("cnn")

@@ -25,6 +25,7 @@ from pipeline.checkpoint import save_atomic
 from pipeline.config import OptimizerConfig, TrainerConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.progress import Progress
+from pipeline.schedule import EpochSchedule
 from pipeline.stages.evaluate import Evaluation, evaluate
 
 
@@ -98,6 +99,7 @@ def fit(
     """Train ``model``; return its history and where the best and last checkpoints are."""
     model.to(device)
     optimizer = make_optimizer(model.parameters(), optimizer_cfg, device)
+    schedule = EpochSchedule(optimizer, optimizer_cfg)
     amp_dtype = autocast_dtype(device, trainer.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     generator = torch.Generator().manual_seed(seed)
@@ -108,6 +110,7 @@ def fit(
 
     for epoch in range(1, trainer.max_epochs + 1):
         model.train()
+        lr = schedule.start_epoch(epoch)
         order = batch_order(
             train.lengths,
             trainer.batch_size,
@@ -170,6 +173,7 @@ def fit(
             "train/loss": train_loss,
             "train/samples_per_s": seen / max(seconds, 1e-9),
             "train/epoch_seconds": seconds,
+            "train/lr": lr,
             **evaluation.metrics("val"),
         }
         if monitor not in metrics:
@@ -195,6 +199,7 @@ def fit(
             result.best_path = save_atomic(payload, checkpoint_dir / "best.pt")
         else:
             bad_epochs += 1
+        schedule.end_epoch(is_best)
         print(
             f"epoch {epoch}: train/loss {train_loss:.4f}  val/loss {evaluation.loss:.4f}  "
             f"val/accuracy {evaluation.accuracy:.4f}  val/f1 {evaluation.f1:.4f}  "

@@ -28,5 +28,9 @@ class LearnedEmbedding(Embedding):
         self.dropout = nn.Dropout(config.dropout)
         self.output_dim = config.dim
 
+    @property
+    def weight(self) -> Tensor:
+        return self.table.weight
+
     def forward(self, ids: Tensor) -> Tensor:  # [B, T] -> [B, T, dim]
         return self.dropout(self.table(ids))

@@ -47,6 +47,7 @@ class RecurrentEncoder(Encoder):
             width = config.hidden_size * directions
         self.dropout = nn.Dropout(config.dropout)
         self.output_dim = width
+        self.causal = not config.bidirectional  # a backward direction reads ahead
 
     def _make_rnn(self, input_size: int, hidden_size: int) -> nn.RNNBase:
         return self.rnn_class(input_size, hidden_size, batch_first=True)

@@ -1,19 +1,31 @@
 """``tokenizer=word``: a word-level vocabulary trained with Hugging Face ``tokenizers``.
 
 Normalizer: HTML line breaks (``<br />``, as in IMDb) become spaces, then optional
-lowercasing. Pre-tokenizer: ``Whitespace`` (``\\w+|[^\\w\\s]+``: words and runs of
-punctuation). Model: ``WordLevel`` trained by ``WordLevelTrainer``, whose ordering is
-count descending, ties broken by the token itself (deterministic). ``<pad>`` = 0, ``<unk>`` = 1.
+lowercasing, then the literal specials ``<pad>`` (and ``<eos>`` when ``eos=true``) become
+``<unk>``. Pre-tokenizer: ``split=words``: ``Whitespace`` (``\\w+|[^\\w\\s]+``: words and
+runs of punctuation); ``split=whitespace``: ``WhitespaceSplit`` (whitespace only, for corpora
+that are already tokenized, such as PTB). Model: ``WordLevel`` trained by
+``WordLevelTrainer``, whose ordering is count descending, ties broken by the token itself
+(deterministic). ``<pad>`` = 0, ``<unk>`` = 1, and with ``eos=true`` ``<eos>`` = 2, appended
+to every text (one text = one line of a corpus, as Zaremba et al. and Mikolov do for PTB).
+
+Specials in raw text: a literal ``<unk>`` (PTB marks its rare words so) is one token with
+the unk id in either split mode, and is not counted as a word when fitting. A literal
+``<pad>`` (or ``<eos>``) becomes ``<unk>`` too: padding and end-of-line ids only ever come
+from the tokenizer itself. No literal special occurs in the classification data sets, so
+their ids are the same as before these rules.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.contracts import ComponentConfig
+from pipeline.errors import ConfigError
 from pipeline.registry import describe, tokenizers
 from plugins.tokenizers._common import (
     PAD,
@@ -33,15 +45,31 @@ VERSION = "1"
 HF_FILE = "tokenizer.json"
 #: ``<br />``, ``<br/>``, ``<br>`` (any case) become a space.
 BR_PATTERN = r"(?i)<br\s*/?>"
+EOS = "<eos>"
+EOS_ID = len(SPECIALS)  # 2: right after <pad> and <unk>
+SPLITS = ("words", "whitespace")
 
 
 @dataclass
 class WordTokenizerConfig(ComponentConfig):
     vocab_size: int = describe(
-        "max vocabulary size incl. the specials <pad> and <unk>", 30000, min=len(SPECIALS)
+        "max vocabulary size incl. the specials <pad>, <unk> (and <eos>)", 30000, min=len(SPECIALS)
     )
     min_freq: int = describe("min count in the train split for a word to enter the vocab", 2, min=1)
     lowercase: bool = describe("lowercase the text before splitting it into words", True)
+    split: str = describe(
+        "how text splits into words: 'words' = \\w+ runs and punctuation runs apart; "
+        "'whitespace' = on whitespace only (pre-tokenized corpora such as PTB)",
+        "words",
+        choices=list(SPLITS),
+    )
+    eos: bool = describe(
+        "add an <eos> special (id 2) and append it to every text (one text = one line)", False
+    )
+
+
+def _alternation(tokens: list[str]) -> str:
+    return "|".join(re.escape(t) for t in tokens)
 
 
 @tokenizers.register(NAME, config=WordTokenizerConfig)
@@ -49,33 +77,69 @@ class WordTokenizer:
     """Word-level tokenizer (HF ``WordLevel``); unknown words map to ``<unk>``."""
 
     name = NAME
+    #: What joins decoded tokens back into text (generation).
+    separator = " "
 
     def __init__(self, config: WordTokenizerConfig | None = None) -> None:
         self.config = config if config is not None else WordTokenizerConfig(name=NAME)
+        if self.config.split not in SPLITS:
+            raise ConfigError(
+                f"tokenizer.split={self.config.split!r} is not a valid choice: one of {SPLITS}."
+            )
+        if self.config.vocab_size < len(self.specials):
+            raise ConfigError(
+                f"tokenizer.vocab_size={self.config.vocab_size} is too small: it must be >= "
+                f"{len(self.specials)} to hold the specials {self.specials}."
+            )
         self._tok: Any = None  # tokenizers.Tokenizer once fitted or loaded
 
-    # -- fitting -----------------------------------------------------------------------
-    def _empty(self) -> Any:
-        from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
-        from tokenizers.models import WordLevel
+    @property
+    def specials(self) -> list[str]:
+        """The special tokens in id order: <pad>, <unk>, then <eos> when ``eos`` is on."""
+        return [*SPECIALS, EOS] if self.config.eos else list(SPECIALS)
 
-        tok = Tokenizer(WordLevel(unk_token=UNK))
+    # -- fitting -----------------------------------------------------------------------
+    def _normalizer(self, training: bool) -> Any:
+        from tokenizers import Regex, normalizers
+
         steps = [normalizers.Replace(Regex(BR_PATTERN), " ")]
         if self.config.lowercase:
             steps.append(normalizers.Lowercase())
-        tok.normalizer = normalizers.Sequence(steps)
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        others = [t for t in self.specials if t != UNK]  # <pad> (and <eos>) -> <unk>
+        steps.append(normalizers.Replace(Regex(_alternation(others)), UNK))
+        if training:
+            # Encoding cuts a literal <unk> out as one token (an added token, below); the
+            # trainer does not, so it must not see it: that would count "<unk>" (or "<",
+            # "unk", ">") as words. A space splits exactly where the added token does.
+            steps.append(normalizers.Replace(UNK, " "))
+        return normalizers.Sequence(steps)
+
+    def _pre_tokenizer(self) -> Any:
+        from tokenizers import pre_tokenizers
+
+        if self.config.split == "whitespace":
+            return pre_tokenizers.WhitespaceSplit()
+        return pre_tokenizers.Whitespace()
+
+    def _empty(self) -> Any:
+        from tokenizers import Tokenizer
+        from tokenizers.models import WordLevel
+
+        tok = Tokenizer(WordLevel(unk_token=UNK))
+        tok.normalizer = self._normalizer(training=True)
+        tok.pre_tokenizer = self._pre_tokenizer()
         return tok
 
     def fit(self, texts: Iterable[str]) -> None:
-        from tokenizers import Tokenizer
+        from tokenizers import AddedToken, Tokenizer
         from tokenizers.models import WordLevel
+        from tokenizers.processors import TemplateProcessing
         from tokenizers.trainers import WordLevelTrainer
 
         trainer = WordLevelTrainer(
             vocab_size=self.config.vocab_size,
             min_frequency=self.config.min_freq,
-            special_tokens=list(SPECIALS),
+            special_tokens=self.specials,
             show_progress=False,
         )
         tok = self._empty()
@@ -85,9 +149,18 @@ class WordTokenizer:
         # the model from the learned vocab alone so that only padding is ever id 0.
         vocab = tok.get_vocab()
         assert vocab[PAD] == PAD_ID and vocab[UNK] == UNK_ID, vocab
+        assert not self.config.eos or vocab[EOS] == EOS_ID, vocab
+        assert sorted(vocab.values()) == list(range(len(vocab))), "vocab ids have a gap"
         plain = Tokenizer(WordLevel(vocab=vocab, unk_token=UNK))
-        plain.normalizer = tok.normalizer
+        plain.normalizer = self._normalizer(training=False)
         plain.pre_tokenizer = tok.pre_tokenizer
+        # A literal <unk> (after normalization, so also "<UNK>" when lowercasing, and the
+        # <pad>/<eos> rewritten above) is cut out whole, before the split: the unk id.
+        plain.add_tokens([AddedToken(UNK, normalized=True, special=False)])
+        if self.config.eos:
+            plain.post_processor = TemplateProcessing(
+                single=f"$A {EOS}", special_tokens=[(EOS, EOS_ID)]
+            )
         self._tok = plain
 
     def _fitted(self) -> Any:
@@ -97,6 +170,7 @@ class WordTokenizer:
 
     # -- use ---------------------------------------------------------------------------
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Ids per text; with ``eos=true`` each ends with ``<eos>`` (even an empty text)."""
         tok = self._fitted()
         # encode_batch_fast (tokenizers >= 0.20) skips the offsets: ~1.5x faster, same ids.
         encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
@@ -106,18 +180,28 @@ class WordTokenizer:
         return self.encode_batch([text])[0]
 
     def tokenize(self, text: str) -> list[str]:
-        """The word pieces of ``text`` before the vocabulary lookup."""
+        """The words of ``text`` before the vocabulary lookup (a literal special: ``<unk>``)."""
         tok = self._fitted()
-        normalized = tok.normalizer.normalize_str(text)
-        return [w for w, _ in tok.pre_tokenizer.pre_tokenize_str(normalized)]
+        normalized = tok.normalizer.normalize_str("" if text is None else text)
+        added = {t.content for t in tok.get_added_tokens_decoder().values()}
+        pieces = re.split(f"({_alternation(sorted(added))})", normalized) if added else [normalized]
+        words: list[str] = []
+        for piece in pieces:
+            if piece in added:
+                words.append(piece)
+            elif piece:
+                words += [w for w, _ in tok.pre_tokenizer.pre_tokenize_str(piece)]
+        return words
 
     def decode(self, ids: list[int]) -> str:
+        """The words joined by spaces; specials (<pad>, <unk>, <eos>) are dropped."""
         tok = self._fitted()
-        return " ".join(tok.id_to_token(int(i)) for i in ids if int(i) >= len(SPECIALS))
+        first = len(self.specials)
+        return " ".join(tok.id_to_token(int(i)) for i in ids if int(i) >= first)
 
     @property
     def vocab_size(self) -> int:
-        return self._tok.get_vocab_size() if self._tok is not None else len(SPECIALS)
+        return self._tok.get_vocab_size() if self._tok is not None else len(self.specials)
 
     @property
     def pad_id(self) -> int:
@@ -126,6 +210,11 @@ class WordTokenizer:
     @property
     def unk_id(self) -> int:
         return UNK_ID
+
+    @property
+    def eos_id(self) -> int | None:
+        """The id appended to every text (2), or None without ``eos``."""
+        return EOS_ID if self.config.eos else None
 
     def vocab(self) -> list[str]:
         """Tokens in id order."""
@@ -145,6 +234,8 @@ class WordTokenizer:
     def load(cls, directory: str | Path) -> WordTokenizer:
         from tokenizers import Tokenizer
 
+        # Files saved before split/eos existed read back as split=words, eos=false: what
+        # they were fitted with. Their tokenizer.json keeps its own normalizer and split.
         self = cls(read_config(directory, WordTokenizerConfig))
         self._tok = Tokenizer.from_file(str(Path(directory) / HF_FILE))
         return self

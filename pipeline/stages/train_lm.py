@@ -1,0 +1,235 @@
+"""Train and evaluate a language model as language models are trained.
+
+The token stream is cut into ``batch_size`` parallel streams (``pipeline.streams``) read in
+windows of ``bptt`` steps; the encoder's recurrent state runs across windows and is
+detached between them (truncated back-propagation through time). The loss is the mean
+cross-entropy per target token; perplexity is exp of it, bits per character loss / ln 2.
+
+Note on learning rates: Zaremba et al. sum the loss over the ``bptt`` steps and average it
+over the batch; the mean per token used here is that divided by ``bptt``, so their lr = 1
+and max-norm 5 correspond to ``optimizer.lr=20 trainer.grad_clip=0.25`` at bptt 20 (as in
+PyTorch's word_language_model example).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipeline.checkpoint import save_atomic
+from pipeline.config import OptimizerConfig, TrainerConfig
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.progress import Progress
+from pipeline.schedule import EpochSchedule
+from pipeline.stages.train import autocast_dtype, improved, make_optimizer
+from pipeline.streams import detach_state, make_streams, num_windows, windows
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class LMEvaluation:
+    """Summed loss over exactly ``tokens`` target tokens."""
+
+    loss_sum: float
+    tokens: int
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.tokens, 1)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.loss, 700.0))  # exp overflows past ~709
+
+    def metrics(self, prefix: str, char_level: bool) -> dict[str, float]:
+        out = {f"{prefix}/loss": self.loss, f"{prefix}/perplexity": self.perplexity}
+        if char_level:
+            out[f"{prefix}/bpc"] = self.loss / LN2
+        return out
+
+
+@dataclass
+class LMFitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float = float("nan")
+    best_path: Path | None = None
+    last_path: Path | None = None
+
+
+def _loss_sum(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+    """Summed cross-entropy over the real targets of a window (float32)."""
+    return F.cross_entropy(logits[mask].float(), targets[mask], reduction="sum")
+
+
+@torch.inference_mode()
+def evaluate_lm(
+    model: nn.Module,
+    ids: Tensor,
+    *,
+    batch_size: int,
+    bptt: int,
+    pad_id: int,
+    device: torch.device,
+    autocast: torch.dtype | None = None,
+) -> LMEvaluation:
+    """Loss over every target of the stream ``ids`` (N - 1 tokens), state carried."""
+    was_training = model.training
+    model.eval()
+    streams = make_streams(ids, batch_size, pad_id)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    state = None
+    context = torch.autocast(device.type, dtype=autocast) if autocast else nullcontext()
+    for window in windows(streams, bptt, device):
+        with context:
+            logits, state = model(window.inputs, window.mask, state)
+        total += _loss_sum(logits, window.targets, window.mask)
+    model.train(was_training)
+    return LMEvaluation(total.item(), streams.num_targets)
+
+
+def fit_lm(
+    model: nn.Module,
+    train_ids: Tensor,
+    validation_ids: Tensor,
+    *,
+    trainer: TrainerConfig,
+    optimizer_cfg: OptimizerConfig,
+    pad_id: int,
+    char_level: bool,
+    device: torch.device,
+    checkpoint_dir: Path,
+    checkpoint_extra: dict[str, Any] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> LMFitResult:
+    """Train ``model`` on ``train_ids``; validate each epoch; keep last.pt and best.pt."""
+    if trainer.bptt < 1:
+        raise ConfigError(f"trainer.bptt={trainer.bptt} is too small: it must be >= 1.")
+    model.to(device)
+    optimizer = make_optimizer(model.parameters(), optimizer_cfg, device)
+    schedule = EpochSchedule(optimizer, optimizer_cfg)
+    amp = autocast_dtype(device, trainer.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    context = torch.autocast(device.type, dtype=amp) if amp else nullcontext()
+    streams = make_streams(train_ids, trainer.batch_size, pad_id)
+    result = LMFitResult()
+    bad_epochs = 0
+
+    for epoch in range(1, trainer.max_epochs + 1):
+        model.train()
+        lr = schedule.start_epoch(epoch)
+        steps = num_windows(streams, trainer.bptt)
+        progress = Progress(
+            steps,
+            f"epoch {epoch}/{trainer.max_epochs}",
+            trainer.progress,
+            trainer.log_every_n_steps,
+            unit="tokens",
+        )
+        loss_sum = torch.zeros((), device=device)
+        tokens = 0
+        state = None
+        started = time.perf_counter()
+        for window in windows(streams, trainer.bptt, device):
+            count = int(window.mask.sum())
+            with context:
+                logits, state = model(window.inputs, window.mask, state)
+            window_loss = _loss_sum(logits, window.targets, window.mask)
+            loss = window_loss / max(count, 1)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if trainer.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
+            loss_sum += window_loss.detach()
+            tokens += count
+            progress.step(count, loss_sum)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        progress.close()
+        train = LMEvaluation(loss_sum.item(), tokens)
+        if not math.isfinite(train.loss):
+            raise PipelineError(
+                f"The training loss became {train.loss} in epoch {epoch}. Likely causes: a "
+                "learning rate too high (lower optimizer.lr), weak gradient clipping (lower "
+                "trainer.grad_clip), or fp16 overflow (trainer.amp=false). The last good "
+                f"checkpoint is kept in {checkpoint_dir}."
+            )
+        validation = evaluate_lm(
+            model,
+            validation_ids,
+            batch_size=trainer.eval_batch_size,
+            bptt=trainer.bptt,
+            pad_id=pad_id,
+            device=device,
+            autocast=amp,
+        )
+        metrics = {
+            **train.metrics("train", char_level),
+            "train/tokens_per_s": tokens / max(seconds, 1e-9),
+            "train/epoch_seconds": seconds,
+            "train/lr": lr,
+            **validation.metrics("val", char_level),
+        }
+        if trainer.monitor not in metrics:
+            raise ConfigError(
+                f"trainer.monitor={trainer.monitor!r} is not a language-model metric. Choose "
+                f"one of: {', '.join(sorted(metrics))}."
+            )
+        result.history.append({"epoch": epoch, **metrics})
+        value = metrics[trainer.monitor]
+        is_best = improved(value, result.best_value, trainer.monitor_mode)
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "epoch": epoch,
+            "metrics": metrics,
+            "history": result.history,
+            **(checkpoint_extra or {}),
+        }
+        result.last_path = save_atomic(payload, checkpoint_dir / "last.pt")
+        if is_best:
+            result.best_value, result.best_epoch, bad_epochs = value, epoch, 0
+            result.best_path = save_atomic(payload, checkpoint_dir / "best.pt")
+        else:
+            bad_epochs += 1
+        schedule.end_epoch(is_best)
+        extra = f"  val/bpc {metrics['val/bpc']:.3f}" if char_level else ""
+        print(
+            f"epoch {epoch}: train/perplexity {train.perplexity:.2f}  "
+            f"val/perplexity {validation.perplexity:.2f}{extra}  lr {lr:.4g}  "
+            f"{metrics['train/tokens_per_s']:,.0f} tokens/s  {seconds:.1f}s"
+            + ("  *" if is_best else ""),
+            flush=True,
+        )
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+        if trainer.patience and bad_epochs >= trainer.patience:
+            print(
+                f"early stopping: {trainer.monitor} did not improve for {bad_epochs} epochs "
+                f"(best {result.best_value:.4f} at epoch {result.best_epoch})",
+                flush=True,
+            )
+            break
+    return result

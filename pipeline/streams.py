@@ -1,0 +1,105 @@
+"""Token streams for language models: parallel streams and truncated back-propagation.
+
+A split's N token ids form one stream. It is cut into ``batch_size`` parallel streams of
+L = ceil((N - 1) / batch_size) steps; stream b reads ids[b*L : (b+1)*L] and predicts
+ids[b*L + 1 : (b+1)*L + 1]. The token at a boundary, ids[(b+1)*L], is the last target of
+stream b and the first input of stream b + 1, so every token but the very first is a target
+exactly once: perplexity is computed over exactly N - 1 tokens, with nothing dropped (the
+classic ``batchify`` drops N mod batch_size tokens) and nothing counted twice. The last
+stream is padded on the right; its padding is masked out of the loss.
+
+Batches are then consecutive windows of ``bptt`` columns: [B, bptt] inputs, targets and
+mask. The recurrent state of window k is the initial state of window k + 1 (detached), so
+stream b is read in order, start to end, across the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Streams:
+    """``batch_size`` parallel streams: inputs, targets [B, L] and mask [B, L] (True = a real
+    target), padded on the right with ``pad_id``."""
+
+    inputs: Tensor
+    targets: Tensor
+    mask: Tensor
+
+    @property
+    def num_targets(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass
+class Window:
+    """One truncated-BPTT step: [B, T] ids, targets and mask."""
+
+    inputs: Tensor
+    targets: Tensor
+    mask: Tensor
+
+
+def flat_ids(dataset: Any) -> Tensor:
+    """All ``input_ids`` of a tokenized split, in row order, as one int64 stream [N]."""
+    column = dataset.with_format("arrow")[:].column("input_ids").combine_chunks()
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False)
+    # A sliced Arrow list array may start at a non-zero offset: take exactly its rows.
+    return torch.from_numpy(values[offsets[0] : offsets[-1]].astype(np.int64))
+
+
+def make_streams(ids: Tensor, batch_size: int, pad_id: int) -> Streams:
+    """Cut a stream of N ids into ``batch_size`` parallel streams (see the module docstring).
+
+    With fewer than ``batch_size`` targets, fewer streams are made (never an empty one).
+    """
+    n = ids.numel() - 1  # targets
+    if n < 1:
+        raise ValueError(f"a language-model stream needs at least 2 tokens, got {ids.numel()}")
+    rows = min(batch_size, n)
+    length = math.ceil(n / rows)
+    rows = math.ceil(n / length)  # no all-padding stream
+    starts = torch.arange(rows).unsqueeze(1) * length  # [B, 1]
+    position = starts + torch.arange(length).unsqueeze(0)  # [B, L]: index of each input
+    mask = position < n  # input i predicts ids[i + 1]; the last real input is ids[n - 1]
+    inputs = torch.where(mask, ids[position.clamp(max=n - 1)], pad_id)
+    targets = torch.where(mask, ids[(position + 1).clamp(max=n)], pad_id)
+    return Streams(inputs, targets, mask)
+
+
+def windows(streams: Streams, bptt: int, device: torch.device) -> Iterator[Window]:
+    """Consecutive [B, bptt] windows (the last may be shorter), moved to ``device``."""
+    pin = device.type == "cuda"
+    for start in range(0, streams.inputs.size(1), bptt):
+        parts = (
+            streams.inputs[:, start : start + bptt],
+            streams.targets[:, start : start + bptt],
+            streams.mask[:, start : start + bptt],
+        )
+        if pin:
+            parts = tuple(p.pin_memory() for p in parts)
+        yield Window(*(p.to(device, non_blocking=True) for p in parts))
+
+
+def num_windows(streams: Streams, bptt: int) -> int:
+    return math.ceil(streams.inputs.size(1) / bptt)
+
+
+def detach_state(state: Any) -> Any:
+    """Cut the graph behind a recurrent state (tensors in nested lists / tuples / dicts)."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, (list, tuple)):
+        return type(state)(detach_state(s) for s in state)
+    if isinstance(state, dict):
+        return {k: detach_state(v) for k, v in state.items()}
+    return state
