@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from pipeline import __version__
 
 
@@ -33,20 +31,16 @@ def run_language_model(
     from pipeline.checkpoint import load_checkpoint
     from pipeline.generate import sample
     from pipeline.plots import learning_curves
-    from pipeline.runner import seed_everything
+    from pipeline.runner import record_config, seed_everything
     from pipeline.stages.corpus import load_corpus
     from pipeline.stages.model import build_language_model, count_parameters, init_uniform
     from pipeline.stages.tokenize import fit_tokenizer, tokenize
     from pipeline.stages.train import autocast_dtype
     from pipeline.stages.train_lm import evaluate_lm, fit_lm
     from pipeline.streams import flat_ids
-    from pipeline.tracking import flatten
 
     seed = int(cfg.seed)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker.log_params(flatten(resolved))
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    tracker.log_artifact(out_dir / "config.yaml")
+    resolved = record_config(cfg, tracker, out_dir)
 
     corpus = load_corpus(corpus_cfg, seed=seed)
     tokenizer = fit_tokenizer(cfg.tokenizer, corpus.splits["train"])

@@ -98,6 +98,17 @@ def data_config(cfg: DictConfig, task: TaskConfig) -> Any:
     return typed(DataConfig, cfg.data, "data")
 
 
+def record_config(cfg: DictConfig, tracker, out_dir: Path) -> dict:
+    """Log the resolved config as flattened params and as ``config.yaml``; return it."""
+    from pipeline.tracking import flatten
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tracker.log_params(flatten(resolved))
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    tracker.log_artifact(out_dir / "config.yaml")
+    return resolved
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -204,13 +215,9 @@ def _run_stages(
     from pipeline.stages.model import build_model, count_parameters
     from pipeline.stages.tokenize import fit_tokenizer, tokenize
     from pipeline.stages.train import autocast_dtype, fit
-    from pipeline.tracking import flatten
 
     seed = int(cfg.seed)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker.log_params(flatten(resolved))
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    tracker.log_artifact(out_dir / "config.yaml")
+    resolved = record_config(cfg, tracker, out_dir)
 
     data = load_data(cfg.data, seed=seed)
     print(

@@ -76,6 +76,40 @@ def make_optimizer(params, cfg: OptimizerConfig, device: torch.device) -> torch.
     return cls(params, **kwargs)
 
 
+def optimizer_step(
+    loss: torch.Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    grad_clip: float,
+) -> None:
+    """Backward, clip the gradient norm (after unscaling fp16 gradients), step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
+def check_finite(train_loss: float, epoch: int, checkpoint_dir: Path) -> None:
+    """A NaN or infinite epoch loss stops training with the likely causes."""
+    if not math.isfinite(train_loss):
+        raise PipelineError(
+            f"The training loss became {train_loss} in epoch {epoch}. Likely causes: a "
+            "learning rate too high (lower optimizer.lr), too weak gradient clipping "
+            "(trainer.grad_clip), or fp16 overflow (trainer.amp=false). The last good "
+            f"checkpoint is kept in {checkpoint_dir}."
+        )
+
+
 def improved(value: float, best: float, mode: str) -> bool:
     if math.isnan(best):
         return not math.isnan(value)
@@ -132,19 +166,7 @@ def fit(
             with autocast:
                 logits = model(batch.ids, batch.mask)
             loss = F.cross_entropy(logits.float(), batch.labels)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if trainer.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
             loss_sum += loss.detach() * len(batch)
             seen += len(batch)
             progress.step(len(batch), loss_sum)
@@ -153,13 +175,7 @@ def fit(
         seconds = time.perf_counter() - started
         progress.close()
         train_loss = (loss_sum / max(seen, 1)).item()
-        if not math.isfinite(train_loss):
-            raise PipelineError(
-                f"The training loss became {train_loss} in epoch {epoch}. Likely causes: a "
-                "learning rate too high (lower optimizer.lr), no gradient clipping "
-                "(set trainer.grad_clip=1.0), or fp16 overflow (trainer.amp=false). The last "
-                f"good checkpoint is kept in {checkpoint_dir}."
-            )
+        check_finite(train_loss, epoch, checkpoint_dir)
 
         evaluation: Evaluation = evaluate(
             model,

@@ -27,10 +27,16 @@ from torch import Tensor, nn
 
 from pipeline.checkpoint import save_atomic
 from pipeline.config import OptimizerConfig, TrainerConfig
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError
 from pipeline.progress import Progress
 from pipeline.schedule import EpochSchedule
-from pipeline.stages.train import autocast_dtype, improved, make_optimizer
+from pipeline.stages.train import (
+    autocast_dtype,
+    check_finite,
+    improved,
+    make_optimizer,
+    optimizer_step,
+)
 from pipeline.streams import detach_state, make_streams, num_windows, windows
 
 LN2 = math.log(2.0)
@@ -146,19 +152,7 @@ def fit_lm(
                 logits, state = model(window.inputs, window.mask, state)
             window_loss = _loss_sum(logits, window.targets, window.mask)
             loss = window_loss / max(count, 1)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if trainer.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
             state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
             loss_sum += window_loss.detach()
             tokens += count
@@ -168,13 +162,7 @@ def fit_lm(
         seconds = time.perf_counter() - started
         progress.close()
         train = LMEvaluation(loss_sum.item(), tokens)
-        if not math.isfinite(train.loss):
-            raise PipelineError(
-                f"The training loss became {train.loss} in epoch {epoch}. Likely causes: a "
-                "learning rate too high (lower optimizer.lr), weak gradient clipping (lower "
-                "trainer.grad_clip), or fp16 overflow (trainer.amp=false). The last good "
-                f"checkpoint is kept in {checkpoint_dir}."
-            )
+        check_finite(train.loss, epoch, checkpoint_dir)
         validation = evaluate_lm(
             model,
             validation_ids,
