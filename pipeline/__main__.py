@@ -1,7 +1,8 @@
 """``python -m pipeline``: load the plugins, then hand over to the Hydra app.
 
-Sub-commands that are not training runs come first: ``python -m pipeline plugins`` and
-``python -m pipeline generate model=... prompt=...``.
+Sub-commands that are not training runs come first: ``python -m pipeline plugins``,
+``generate model=... prompt=...``, ``predict model=... text=...`` and
+``evaluate model=... data=...``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ def main(argv: list[str] | None = None) -> None:
             from pipeline.generate import main as generate
 
             generate(argv[1:])
+            return
+        if argv[:1] == ["predict"]:
+            from pipeline.predict import main as predict
+
+            predict(argv[1:])
+            return
+        if argv[:1] == ["evaluate"]:
+            from pipeline.evaluate_cli import main as evaluate
+
+            evaluate(argv[1:])
             return
         from pipeline.cli import check_overrides
 

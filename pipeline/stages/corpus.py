@@ -34,7 +34,8 @@ stream is kept exactly. The cut is ``int(n * (1 - fraction))``, as nanoGPT's
 ``data[:int(n * 0.9)]``: Tiny Shakespeare gives exactly nanoGPT's 1,003,854 / 111,540
 characters. ``carve_by=lines`` cuts between lines instead (for word-level corpora whose lines
 are sentences). Last, ``max_train_lines`` / ``max_eval_lines`` keep the first n lines of
-train / of validation and test (quick runs).
+train / of validation and test (quick runs), and ``max_train_chars`` the first n characters
+of train (d2l trains its time-machine model on ``corpus[:10000]``).
 
 Everything is ``datasets.load_dataset`` + ``Dataset.map``/``select``, so the results are
 Arrow-backed with stable fingerprints: two identical calls give equal ``_fingerprint``s, which
@@ -144,6 +145,12 @@ class CorpusConfig:
     )
     max_eval_lines: int | None = describe(
         "keep only the first n lines of validation and of test (quick runs)", None, min=1
+    )
+    max_train_chars: int | None = describe(
+        "keep only the first n characters of train, cut inside a line if need be (d2l's "
+        "max_tokens=10000 for its character-level time machine)",
+        None,
+        min=1,
     )
     cache_dir: str | None = describe(
         "datasets cache folder (default: HF_DATASETS_CACHE, else ~/.cache/huggingface/datasets)",
@@ -288,6 +295,8 @@ def load_corpus(cfg: CorpusConfig | Mapping[str, Any] | Any, seed: int) -> Loade
         raise DataError(f"The train split of data set '{config.name}' ({source}) has no lines.")
     splits = _carve(config, splits, source)
     splits = _first_lines(config, splits)
+    if config.max_train_chars is not None:
+        splits["train"] = _first_chars(splits["train"], config.max_train_chars)
     return LoadedCorpus(
         splits=datasets.DatasetDict({s: splits[s] for s in SPLITS if s in splits}),
         source=source,
@@ -579,3 +588,16 @@ def _first_lines(config: CorpusConfig, splits: dict[str, Any]) -> dict[str, Any]
         if limit is not None and limit < len(dataset):
             result[split] = dataset.select(range(limit))
     return result
+
+
+def _first_chars(dataset: Any, limit: int) -> Any:
+    """The rows holding the first ``limit`` characters of the concatenated text."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    column = dataset.with_format("arrow")[:]["text"]
+    lengths = pc.utf8_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
+    ends = np.cumsum(lengths)
+    if not len(ends) or limit >= ends[-1]:
+        return dataset
+    return _char_slice(dataset, ends - lengths, ends, 0, limit, last=False)

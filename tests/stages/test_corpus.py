@@ -174,6 +174,20 @@ def test_first_lines(data_dir, hf_cache):
     assert col(corpus.splits["test"]) == col(full.splits["test"])[:7]
 
 
+def test_first_chars_is_d2l_corpus_prefix(data_dir, hf_cache):
+    """d2l trains its time machine on ``corpus[:10000]``; the cut may fall inside a line."""
+    short = load("timemachine", data_dir, hf_cache, max_train_chars=10_000)
+    full = load("timemachine", data_dir, hf_cache)
+    assert joined(short.splits["train"]) == joined(full.splits["train"])[:10_000]
+    assert joined(short.splits["validation"]) == joined(full.splits["validation"])
+
+
+def test_first_chars_longer_than_train_keeps_it_all(tmp_path):
+    corpus_file(tmp_path, "ab\ncd\n")
+    cfg = small(tmp_path, line_end="", validation_fraction=0.25, max_train_chars=99)
+    assert col(load_corpus(cfg, seed=0).splits["train"]) == ["ab", "c"]
+
+
 @pytest.mark.parametrize("name", ["tiny_shakespeare", "ptb"])
 def test_identical_calls_give_identical_fingerprints(name, data_dir, hf_cache):
     first = load(name, data_dir, hf_cache, max_train_lines=500)
