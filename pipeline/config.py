@@ -90,6 +90,11 @@ class TrackingConfig:
     experiment: str | None = describe("experiment name; null = the task name", None)
     run_name: str | None = describe("run name; null = derived from what differs", None)
     log_model: bool = describe("log the trained model so it can be loaded back", True)
+    register_as: str | None = describe(
+        "classifiers: also register the logged model in the MLflow model registry under this "
+        "name (a new version each run), so models:/<name>/<version> finds it; null = do not",
+        None,
+    )
 
 
 @dataclass
@@ -150,6 +155,8 @@ def typed(schema: type, node: Any, prefix: str) -> Any:
     validate(config, prefix)
     if prefix == "trainer":
         _check_device(config.device)
+    if prefix == "tracking":
+        _check_registration(config)
     return config
 
 
@@ -159,3 +166,23 @@ def _check_device(device: str) -> None:
     if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
         return
     raise ConfigError(f"trainer.device={device!r} is not a device. Use auto, cpu, cuda or cuda:N.")
+
+
+def _check_registration(config: TrackingConfig) -> None:
+    """``register_as`` needs a model logged to MLflow: say so before any training happens."""
+    from pipeline.errors import ConfigError
+
+    if config.register_as is None:
+        return
+    if not config.register_as.strip():
+        raise ConfigError(
+            "tracking.register_as is empty. Give the registered model a name "
+            "(tracking.register_as=sentiment-lstm) or leave it out."
+        )
+    if config.name != "mlflow" or not config.log_model:
+        raise ConfigError(
+            f"tracking.register_as={config.register_as} registers the model logged to MLflow, "
+            f"but this run logs none (tracking={config.name}, "
+            f"tracking.log_model={str(config.log_model).lower()}). Use tracking=mlflow with "
+            "tracking.log_model=true, or drop tracking.register_as."
+        )

@@ -96,6 +96,7 @@ def run_language_model(
     extra = {
         "config": resolved,
         "tokenizer_dir": str(tokenizer_dir.resolve()),
+        "mlflow_run_id": tracker.run_id,
         "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
     }
     fitted = fit_lm(

@@ -145,10 +145,16 @@ def run(cfg: DictConfig) -> RunResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(output_dir=out_dir)
 
-    tracker = make_tracker(tracking_cfg)
+    from pipeline.sweep import child_name_suffix, current_sweep, job_overrides
+
+    sweep = current_sweep() if tracking_cfg.name == "mlflow" else None
+    name = tracking_cfg.run_name or run_name(cfg)
+    if sweep is not None and not tracking_cfg.run_name:
+        name += child_name_suffix(job_overrides(), sweep.swept)
+    tracker = make_tracker(tracking_cfg, journal=out_dir / "tracking.jsonl")
     tracker.start(
         tracking_cfg.experiment or task.name,
-        tracking_cfg.run_name or run_name(cfg),
+        name,
         {
             "task": task.name,
             "data": str(cfg.data.name),
@@ -157,6 +163,7 @@ def run(cfg: DictConfig) -> RunResult:
             "device": str(device),
             "pipeline_version": __version__,
         },
+        parent_run_id=sweep.parent_run_id if sweep else None,
     )
     result.run_id, result.tracking = tracker.run_id, tracker.describe()
     quiet_libraries(trainer.progress)
@@ -263,6 +270,8 @@ def _run_stages(
         "config": resolved,
         "labels": list(map(str, data.labels)),
         "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
+        "tokenizer_dir": str(tokenizer_dir.resolve()),
+        "mlflow_run_id": tracker.run_id,
     }
     fitted = fit(
         model,
@@ -300,15 +309,27 @@ def _run_stages(
     plots.mkdir(exist_ok=True)
     learning_curves(fitted.history, plots / "learning_curves.png")
     confusion_matrix_plot(test.confusion, labels, plots / "confusion_matrix.png")
+    from pipeline.reports import write_classification_reports
+
+    write_classification_reports(
+        model,
+        splits["validation"],
+        data.splits["validation"]["text"],
+        test.confusion,
+        labels,
+        tokenizer,
+        device,
+        out_dir,
+        batch_size=trainer.eval_batch_size,
+    )
+    tracker.log_artifact(out_dir / "reports", "reports")
     tracker.log_artifact(plots, "plots")
-    if tracking_cfg.log_model:
-        model.to("cpu").eval()
-        tracker.log_model(
-            model,
-            name="model",
-            serialization_format="pickle",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"labels": labels},
+    if tracking_cfg.log_model:  # raw text in, labels out: see pipeline/pyfunc_model.py
+        tracker.log_classifier(
+            fitted.best_path or fitted.last_path,
+            tokenizer_dir,
+            labels,
+            register_as=tracking_cfg.register_as,
         )
 
 

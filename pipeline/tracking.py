@@ -6,7 +6,7 @@ MLflow is imported only when a run is tracked (it takes over a second to import)
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,24 @@ class Tracker:
 
     run_id: str | None = None
 
-    def start(self, experiment: str, run_name: str, tags: dict[str, str]) -> None: ...
+    def start(
+        self,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> None: ...
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_model(self, model: Any, **kwargs: Any) -> None: ...
+    def log_classifier(
+        self,
+        checkpoint: Path,
+        tokenizer_dir: Path,
+        labels: list[str],
+        register_as: str | None = None,
+    ) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def end(self, status: str = "FINISHED", error: str | None = None) -> None: ...
 
@@ -47,61 +60,199 @@ class Tracker:
 
 
 class MlflowTracker(Tracker):
-    """Logs to MLflow: params, per-epoch metrics, artifacts and the model."""
+    """Logs to MLflow: params, per-epoch metrics, artifacts and the model.
 
-    def __init__(self, config: TrackingConfig) -> None:
+    Every call that reaches the store goes through :meth:`_call`. If the store stops
+    answering mid-run (a server that went down), training goes on: the calls are queued,
+    a message says so once, and they are replayed in order as soon as the store answers
+    again (checked at most every ``RECONNECT_SECONDS``). Metrics, params and tags are also
+    appended to a local journal (``tracking.jsonl`` in the run's output directory), so
+    nothing is lost even if the store never comes back.
+    """
+
+    RECONNECT_SECONDS = 15.0
+
+    def __init__(self, config: TrackingConfig, journal: Path | None = None) -> None:
+        self.client, self.uri = connect_client(config.uri)
         import mlflow
 
         self.mlflow = mlflow
         self.config = config
-        if config.uri:
-            mlflow.set_tracking_uri(config.uri)
-        self.uri = mlflow.get_tracking_uri()
         self.experiment_id: str | None = None
+        self.journal = journal
+        self.pending: list[tuple[str, Callable[[], Any]]] = []
+        self.offline_since: float | None = None
+        self.last_try = 0.0
 
-    def start(self, experiment: str, run_name: str, tags: dict[str, str]) -> None:
+    def start(
+        self,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> None:
+        if parent_run_id:
+            tags = {**tags, "mlflow.parentRunId": parent_run_id}
         try:
             found = self.mlflow.set_experiment(experiment)
             run = self.mlflow.start_run(run_name=run_name, tags=tags)
         except Exception as exc:
             raise PipelineError(
-                f"Cannot reach the MLflow tracking store at {self.uri} ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}). Start the server or "
-                "fix tracking.uri, or run without tracking: tracking=none."
+                f"Cannot reach the MLflow tracking store at {self.uri} ({_reason(exc)}). Start "
+                "the server or fix tracking.uri, or run without tracking: tracking=none."
             ) from None
         self.experiment_id = found.experiment_id
         self.run_id = run.info.run_id
+        self._journal({"event": "start", "run_id": self.run_id, "run_name": run_name})
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [(k, str(v)[:MAX_PARAM_VALUE]) for k, v in sorted(params.items())]
+        self._journal({"event": "params", "params": dict(items)})
         for start in range(0, len(items), PARAMS_PER_BATCH):
-            self.mlflow.log_params(dict(items[start : start + PARAMS_PER_BATCH]))
+            batch = dict(items[start : start + PARAMS_PER_BATCH])
+            self._call("params", lambda b=batch: self._log_batch(params=b))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.mlflow.log_metrics(metrics, step=step)
+        import time
+
+        values = {k: float(v) for k, v in metrics.items()}
+        now = int(time.time() * 1000)  # when it was measured, even if sent later
+        self._journal({"event": "metrics", "step": step, "metrics": values})
+        self._call("metrics", lambda: self._log_batch(metrics=values, step=step, timestamp=now))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         if path.is_dir():
-            self.mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+            self._call(
+                f"artifacts {path}",
+                lambda: self.client.log_artifacts(self.run_id, str(path), artifact_path),
+            )
         else:
-            self.mlflow.log_artifact(str(path), artifact_path=artifact_path)
+            self._call(
+                f"artifact {path}",
+                lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
+            )
 
     def log_model(self, model: Any, **kwargs: Any) -> None:
-        self.mlflow.pytorch.log_model(model, **kwargs)
+        self._call("model", lambda: self.mlflow.pytorch.log_model(model, **kwargs))
+
+    def log_classifier(
+        self,
+        checkpoint: Path,
+        tokenizer_dir: Path,
+        labels: list[str],
+        register_as: str | None = None,
+    ) -> None:
+        """Log the classifier as an MLflow pyfunc model (raw text in, labels out)."""
+        from pipeline.pyfunc_model import log_classifier_model
+
+        self._call(
+            "model",
+            lambda: log_classifier_model(
+                self.mlflow, checkpoint, tokenizer_dir, labels, register_as
+            ),
+        )
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.mlflow.set_tags(tags)
+        self._journal({"event": "tags", "tags": dict(tags)})
+        self._call("tags", lambda: self._log_batch(tags=tags))
 
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
         if self.mlflow.active_run() is None:
             return
+        self._journal({"event": "end", "status": status, "error": error})
         if error:
+            self._call("error tag", lambda: self._log_batch(tags={"error": error[:5000]}))
+        if self.offline_since is not None:
+            self.last_try = 0.0  # one last try before giving up
+        self._call("end", lambda: self.client.set_terminated(self.run_id, status))
+        try:  # forget the active run here (it also tells the store, a second time)
+            self.mlflow.end_run(status=status)
+        except Exception:
+            pass
+        if self.offline_since is not None:
+            print(
+                f"warning: the MLflow store at {self.uri} still does not answer; "
+                f"{len(self.pending)} tracking calls could not be sent and run {self.run_id} "
+                f"stays RUNNING there. Its params, metrics and tags are in {self.journal}; "
+                "plots, checkpoints and the tokenizer are beside it.",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _log_batch(
+        self,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """One call to the store, for this run by id (safe to replay after an outage)."""
+        import time
+
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = timestamp or int(time.time() * 1000)
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, v, now, step or 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, v) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def _call(self, what: str, send: Callable[[], Any]) -> None:
+        """Send ``send`` to the store now, or queue it while the store is down."""
+        if self.offline_since is not None and not self._reconnect():
+            self.pending.append((what, send))
+            return
+        try:
+            send()
+        except Exception as exc:
+            self.pending.append((what, send))
+            self._go_offline(exc, what)
+
+    def _go_offline(self, exc: Exception, what: str) -> None:
+        import time
+
+        self.offline_since = self.last_try = time.monotonic()
+        print(
+            f"warning: the MLflow store at {self.uri} stopped answering ({_reason(exc)}, while "
+            f"logging {what}). Training goes on; tracking calls are queued and will be sent "
+            f"when it answers again, and params and metrics are kept in {self.journal}.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _reconnect(self) -> bool:
+        """Replay the queued calls if the store answers again (tried every few seconds)."""
+        import time
+
+        if time.monotonic() - self.last_try < self.RECONNECT_SECONDS:
+            return False
+        self.last_try = time.monotonic()
+        if self.uri.startswith(("http://", "https://")) and not server_answers(self.uri, 3.0):
+            return False
+        while self.pending:
+            what, send = self.pending[0]
             try:
-                self.mlflow.set_tag("error", error[:5000])
-            except Exception as exc:  # the store may be the very thing that failed
-                print(f"warning: could not record the error in MLflow: {exc}", file=sys.stderr)
-        self.mlflow.end_run(status=status)
+                send()
+            except Exception:
+                return False
+            self.pending.pop(0)
+        print(f"mlflow: the store at {self.uri} answers again; queued calls sent.", flush=True)
+        self.offline_since = None
+        return True
+
+    def _journal(self, record: dict[str, Any]) -> None:
+        if self.journal is None:
+            return
+        import json
+        import time
+
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with self.journal.open("a") as handle:
+            handle.write(json.dumps({"time": time.time(), **record}) + "\n")
 
     def describe(self) -> str:
         return self.uri
@@ -116,5 +267,50 @@ class MlflowTracker(Tracker):
         return f"mlflow ui --backend-store-uri {self.uri}"
 
 
-def make_tracker(config: TrackingConfig) -> Tracker:
-    return MlflowTracker(config) if config.name == "mlflow" else Tracker()
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def server_answers(uri: str, timeout: float) -> bool:
+    """Whether the MLflow server at ``uri`` answers ``/health`` within ``timeout`` seconds."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as reply:
+            return reply.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def connect_client(uri: str | None) -> tuple[Any, str]:
+    """An ``MlflowClient`` for ``uri`` (MLflow's default when None) and the resolved URI.
+
+    A server (``http://...``) is asked for ``/health`` first, so an unreachable one is one
+    clear error at once rather than minutes of retries after the data has been loaded. Its
+    HTTP retries are shortened (unless set in the environment), so a server that goes down
+    mid-run costs seconds, not minutes, before training goes on without it.
+    """
+    import os
+
+    import mlflow
+
+    if uri:
+        mlflow.set_tracking_uri(uri)
+    resolved = mlflow.get_tracking_uri()
+    if resolved.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        if not server_answers(resolved, 5.0):
+            raise PipelineError(
+                f"The MLflow server at {resolved} does not answer (GET {resolved}/health "
+                "failed). Start it (mlflow server --host 127.0.0.1 --port ...), fix "
+                "tracking.uri, or run without tracking: tracking=none."
+            )
+    return mlflow.MlflowClient(tracking_uri=resolved), resolved
+
+
+def make_tracker(config: TrackingConfig, journal: Path | None = None) -> Tracker:
+    """The tracker ``config`` names; ``journal`` keeps a local copy of what MLflow gets."""
+    return MlflowTracker(config, journal) if config.name == "mlflow" else Tracker()

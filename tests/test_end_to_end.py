@@ -99,9 +99,20 @@ def test_run_is_recorded_in_the_default_store(first_run, workdir):
     assert tags["task"] == "sentiment" and tags["encoder"] == "lstm"
     assert run.info.run_name == "lstm-h24-sst2"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "tokenizer", "plots"} <= artifacts
+    assert {"config.yaml", "tokenizer", "plots", "reports"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert plots == {"plots/learning_curves.png", "plots/confusion_matrix.png"}
+    assert plots == {
+        "plots/learning_curves.png",
+        "plots/confusion_matrix.png",
+        "plots/classification_report.png",
+        "plots/worst_validation_errors.png",
+    }  # no attention.png: the default LSTM exposes no attention
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert reports == {
+        "reports/classification_report.json",
+        "reports/classification_report.txt",
+        "reports/worst_validation_errors.csv",
+    }
     # a better-than-chance model from 3,000 training phrases
     assert metrics["test/accuracy"] > 0.55
 
@@ -124,16 +135,20 @@ def test_checkpoints_are_written(first_run, workdir):
 
 
 def test_logged_model_loads_back_and_predicts(first_run, workdir):
+    """The logged model is a pyfunc model: raw strings in, labels and probabilities out."""
     cwd, _ = workdir
     import mlflow
-    import torch
 
     client, runs = runs_in(cwd / "mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{cwd / 'mlflow.db'}")
-    model = mlflow.pytorch.load_model(f"runs:/{runs[0].info.run_id}/model")
-    ids = torch.tensor([[5, 6, 7, 0]])
-    mask = torch.tensor([[True, True, True, False]])
-    assert model(ids, mask).shape == (1, 2)
+    model = mlflow.pyfunc.load_model(f"runs:/{runs[0].info.run_id}/model")
+    out = model.predict(["a moving, beautifully acted film", "dull and far too long", ""])
+    assert list(out.columns) == ["label", "p_negative", "p_positive"]
+    assert len(out) == 3 and set(out["label"]) <= {"negative", "positive"}
+    totals = out[["p_negative", "p_positive"]].sum(axis=1)
+    assert all(abs(total - 1.0) < 1e-5 for total in totals)
+    best = out[["p_negative", "p_positive"]].idxmax(axis=1).str.removeprefix("p_")
+    assert list(best) == list(out["label"])
 
 
 def test_second_identical_run_reads_tokens_from_cache(first_run, workdir):
