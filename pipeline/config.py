@@ -90,6 +90,18 @@ class TrackingConfig:
     experiment: str | None = describe("experiment name; null = the task name", None)
     run_name: str | None = describe("run name; null = derived from what differs", None)
     log_model: bool = describe("log the trained model so it can be loaded back", True)
+    retry_seconds: float = describe(
+        "if the store stops answering mid-run: seconds between tries to reach it again (the "
+        "calls are queued meanwhile and sent in order when it answers)",
+        15.0,
+        min=0.0,
+    )
+    final_wait_seconds: float = describe(
+        "if the store is still down when the run ends: seconds to wait for it before leaving "
+        "the run's record in the local journal (tracking.jsonl)",
+        30.0,
+        min=0.0,
+    )
     register_as: str | None = describe(
         "classifiers: also register the logged model in the MLflow model registry under this "
         "name (a new version each run), so models:/<name>/<version> finds it; null = do not",

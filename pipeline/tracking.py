@@ -65,12 +65,11 @@ class MlflowTracker(Tracker):
     Every call that reaches the store goes through :meth:`_call`. If the store stops
     answering mid-run (a server that went down), training goes on: the calls are queued,
     a message says so once, and they are replayed in order as soon as the store answers
-    again (checked at most every ``RECONNECT_SECONDS``). Metrics, params and tags are also
+    again (checked at most every ``tracking.retry_seconds``; at the end of the run it waits up
+    to ``tracking.final_wait_seconds`` for the store). Metrics, params and tags are also
     appended to a local journal (``tracking.jsonl`` in the run's output directory), so
     nothing is lost even if the store never comes back.
     """
-
-    RECONNECT_SECONDS = 15.0
 
     def __init__(self, config: TrackingConfig, journal: Path | None = None) -> None:
         self.client, self.uri = connect_client(config.uri)
@@ -164,7 +163,7 @@ class MlflowTracker(Tracker):
         if error:
             self._call("error tag", lambda: self._log_batch(tags={"error": error[:5000]}))
         if self.offline_since is not None:
-            self.last_try = 0.0  # one last try before giving up
+            self._wait_for_store(self.config.final_wait_seconds)
         self._call("end", lambda: self.client.set_terminated(self.run_id, status))
         try:  # forget the active run here (it also tells the store, a second time)
             self.mlflow.end_run(status=status)
@@ -228,7 +227,7 @@ class MlflowTracker(Tracker):
         """Replay the queued calls if the store answers again (tried every few seconds)."""
         import time
 
-        if time.monotonic() - self.last_try < self.RECONNECT_SECONDS:
+        if time.monotonic() - self.last_try < self.config.retry_seconds:
             return False
         self.last_try = time.monotonic()
         if self.uri.startswith(("http://", "https://")) and not server_answers(self.uri, 3.0):
@@ -243,6 +242,23 @@ class MlflowTracker(Tracker):
         print(f"mlflow: the store at {self.uri} answers again; queued calls sent.", flush=True)
         self.offline_since = None
         return True
+
+    def _wait_for_store(self, seconds: float) -> None:
+        """At the end of a run: give a store that went down a chance to come back."""
+        import time
+
+        print(
+            f"mlflow: waiting up to {seconds:g}s for the store at {self.uri} to answer again "
+            "(tracking.final_wait_seconds)",
+            file=sys.stderr,
+            flush=True,
+        )
+        deadline = time.monotonic() + seconds
+        while True:
+            self.last_try = 0.0
+            if self._reconnect() or time.monotonic() >= deadline:
+                return
+            time.sleep(min(2.0, max(deadline - time.monotonic(), 0.0)))
 
     def _journal(self, record: dict[str, Any]) -> None:
         if self.journal is None:

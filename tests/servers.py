@@ -1,0 +1,69 @@
+"""Real servers for tests: an ``mlflow server`` on 127.0.0.1 over a SQLite store."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def start_mlflow_server(db: Path, port: int, cwd: Path, timeout: float = 120) -> subprocess.Popen:
+    """``mlflow server --workers 1`` on ``db``; returns once ``/health`` answers."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--artifacts-destination",
+            str(cwd / "mlartifacts"),
+        ],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + timeout
+    while not answers(f"http://127.0.0.1:{port}/health"):
+        if server.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {server.returncode}")
+        if time.time() > deadline:
+            stop(server)
+            raise RuntimeError(f"mlflow server did not answer /health in {timeout:.0f} s")
+        time.sleep(0.3)
+    return server
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM (which also stops its workers), then wait."""
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
