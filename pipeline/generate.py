@@ -146,6 +146,8 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
 
     import mlflow
 
+    from pipeline.tracking import quiet_mlflow
+
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     uri = reference if ":/" in reference else f"runs:/{reference}/model"
@@ -154,10 +156,11 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
             run_id = uri[len("runs:/") :].split("/")[0]
         else:
             run_id = mlflow.models.get_model_info(uri).run_id
-        model = mlflow.pytorch.load_model(uri, map_location="cpu")
-        tokenizer_dir = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="tokenizer"
-        )
+        with quiet_mlflow():
+            model = mlflow.pytorch.load_model(uri, map_location="cpu")
+            tokenizer_dir = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="tokenizer"
+            )
     except Exception as exc:
         raise PipelineError(
             f"Cannot load the model {reference!r} from MLflow at {mlflow.get_tracking_uri()} "

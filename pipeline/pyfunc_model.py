@@ -20,12 +20,9 @@ imports, listed explicitly because inferring them costs seconds per run.
 
 from __future__ import annotations
 
-import logging
-import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from pipeline.serving import LABEL_COLUMN, PROBABILITY_PREFIX, as_texts
+from pipeline.tracking import quiet_mlflow
 
 MODEL_NAME = "model"  # the logged model's name: runs:/<run id>/model
 INPUT_EXAMPLE = ["a gripping, beautifully acted film", "dull, slow and far too long"]
@@ -143,23 +141,3 @@ def log_classifier_model(
         where += f", registered as models:/{register_as}/{info.registered_model_version}"
     print(f"model: logged {where} in {seconds:.1f}s", flush=True)
     return info
-
-
-@contextmanager
-def quiet_mlflow() -> Iterator[None]:
-    """No "Downloading artifacts" bars nor pyfunc INFO lines while MLflow loads a model
-    (also when log_model checks the input example on it): the console is for our output."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    previous = os.environ.get(name)
-    os.environ[name] = "false"
-    logger = logging.getLogger("mlflow.pyfunc")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous

@@ -282,7 +282,8 @@ def _from_mlflow(reference: str, tracking_uri: str) -> TrainedClassifier:
     """Load an MLflow pyfunc model logged by this pipeline and return its classifier."""
     import mlflow
 
-    from pipeline.pyfunc_model import TextClassifierModel, quiet_mlflow
+    from pipeline.pyfunc_model import TextClassifierModel
+    from pipeline.tracking import quiet_mlflow
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)

@@ -5,8 +5,11 @@ MLflow is imported only when a run is tracked (it takes over a second to import)
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +333,23 @@ def connect_client(uri: str | None) -> tuple[Any, str]:
 def make_tracker(config: TrackingConfig, journal: Path | None = None) -> Tracker:
     """The tracker ``config`` names; ``journal`` keeps a local copy of what MLflow gets."""
     return MlflowTracker(config, journal) if config.name == "mlflow" else Tracker()
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """No "Downloading artifacts" bars nor pyfunc INFO lines while MLflow loads a model
+    (also when log_model checks the input example on it): the console is for our output."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    previous = os.environ.get(name)
+    os.environ[name] = "false"
+    logger = logging.getLogger("mlflow.pyfunc")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
