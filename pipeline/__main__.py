@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     except PipelineError as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{exc.label}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     from pipeline.app import hydra_app
 

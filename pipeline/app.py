@@ -21,6 +21,6 @@ def hydra_app(cfg: DictConfig) -> float | None:
     except PipelineError as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{exc.label}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     return result.metrics.get(str(cfg.trainer.monitor))

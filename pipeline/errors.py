@@ -13,6 +13,7 @@ class PipelineError(Exception):
     """
 
     exit_code = 2
+    label = "error"  # the word the command line prints before the message
 
 
 class ConfigError(PipelineError):

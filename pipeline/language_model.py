@@ -25,6 +25,7 @@ def run_language_model(
     tracker: Any,
     out_dir: Path,
     result: Any,
+    resumed: dict[str, Any] | None = None,
 ) -> None:
     import torch
 
@@ -40,7 +41,7 @@ def run_language_model(
     from pipeline.streams import flat_ids
 
     seed = int(cfg.seed)
-    resolved = record_config(cfg, tracker, out_dir)
+    resolved = record_config(cfg, tracker, out_dir, log_params=resumed is None)
 
     corpus = load_corpus(corpus_cfg, seed=seed)
     tokenizer = fit_tokenizer(cfg.tokenizer, corpus.splits["train"])
@@ -92,7 +93,7 @@ def run_language_model(
             tracker.log_artifact(path, "samples")
             model.train()
 
-    checkpoint_dir = Path(trainer.checkpoint_dir) if trainer.checkpoint_dir else out_dir
+    checkpoint_dir = Path(trainer.checkpoint_dir)
     extra = {
         "config": resolved,
         "tokenizer_dir": str(tokenizer_dir.resolve()),
@@ -111,6 +112,7 @@ def run_language_model(
         checkpoint_dir=checkpoint_dir,
         checkpoint_extra=extra,
         on_epoch=on_epoch,
+        resume=resumed,
     )
     result.best_checkpoint = fitted.best_path
     if fitted.best_path is not None:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import __version__
 from pipeline.config import OptimizerConfig, TaskConfig, TrackingConfig, TrainerConfig, typed
 from pipeline.errors import PipelineError
+from pipeline.interrupts import TrainingInterrupted
 
 
 @dataclass
@@ -98,12 +99,19 @@ def data_config(cfg: DictConfig, task: TaskConfig) -> Any:
     return typed(DataConfig, cfg.data, "data")
 
 
-def record_config(cfg: DictConfig, tracker, out_dir: Path) -> dict:
-    """Log the resolved config as flattened params and as ``config.yaml``; return it."""
+def record_config(cfg: DictConfig, tracker, out_dir: Path, log_params: bool = True) -> dict:
+    """Log the resolved config as flattened params and as ``config.yaml``; return it.
+
+    ``trainer.resume`` is not a param (a resumed run logs into the run it continues, whose
+    params must not change); a resumed run logs no params again.
+    """
     from pipeline.tracking import flatten
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    tracker.log_params(flatten(resolved))
+    if log_params:
+        params = flatten(resolved)
+        params.pop("trainer.resume", None)
+        tracker.log_params(params)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     tracker.log_artifact(out_dir / "config.yaml")
     return resolved
@@ -144,6 +152,17 @@ def run(cfg: DictConfig) -> RunResult:
     out_dir = output_directory()
     out_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(output_dir=out_dir)
+    resumed: dict[str, Any] | None = None
+    if trainer.resume:
+        from pipeline.resume import load_for_resume
+
+        path, resumed = load_for_resume(
+            trainer.resume, OmegaConf.to_container(cfg, resolve=True), tracking_cfg.uri
+        )
+        trainer.checkpoint_dir = str(path.parent)  # go on writing beside it
+        point = resumed["resume"]
+        print(f"resume: {path} (epoch {point['epoch']}, step {point['step']})", flush=True)
+    trainer.checkpoint_dir = str(Path(trainer.checkpoint_dir or out_dir))
 
     from pipeline.sweep import child_name_suffix, current_sweep, job_overrides
 
@@ -164,7 +183,9 @@ def run(cfg: DictConfig) -> RunResult:
             "pipeline_version": __version__,
         },
         parent_run_id=sweep.parent_run_id if sweep else None,
+        run_id=resumed.get("mlflow_run_id") if resumed else None,
     )
+    tracker.set_tags({"checkpoint_dir": str(Path(trainer.checkpoint_dir).resolve())})
     result.run_id, result.tracking = tracker.run_id, tracker.describe()
     quiet_libraries(trainer.progress)
     try:
@@ -182,6 +203,7 @@ def run(cfg: DictConfig) -> RunResult:
                 tracker,
                 out_dir,
                 result,
+                resumed,
             )
         else:
             _run_stages(
@@ -194,7 +216,13 @@ def run(cfg: DictConfig) -> RunResult:
                 tracker,
                 out_dir,
                 result,
+                resumed,
             )
+    except TrainingInterrupted as exc:
+        from pipeline.resume import resume_command
+
+        tracker.end("KILLED", error=str(exc))
+        raise exc.with_command(resume_command(exc.checkpoint)) from None
     except KeyboardInterrupt:
         tracker.end("KILLED", error="interrupted (KeyboardInterrupt)")
         raise
@@ -210,7 +238,16 @@ def run(cfg: DictConfig) -> RunResult:
 
 
 def _run_stages(
-    cfg, data_cfg, trainer, optimizer_cfg, tracking_cfg, device, tracker, out_dir, result: RunResult
+    cfg,
+    data_cfg,
+    trainer,
+    optimizer_cfg,
+    tracking_cfg,
+    device,
+    tracker,
+    out_dir,
+    result: RunResult,
+    resumed: dict[str, Any] | None = None,
 ) -> None:
     import torch
 
@@ -224,7 +261,7 @@ def _run_stages(
     from pipeline.stages.train import autocast_dtype, fit
 
     seed = int(cfg.seed)
-    resolved = record_config(cfg, tracker, out_dir)
+    resolved = record_config(cfg, tracker, out_dir, log_params=resumed is None)
 
     data = load_data(cfg.data, seed=seed)
     print(
@@ -265,7 +302,7 @@ def _run_stages(
     tracker.set_tags({"n_params": str(n_params)})
     print(f"model: {n_params:,} parameters on {device}", flush=True)
 
-    checkpoint_dir = Path(trainer.checkpoint_dir) if trainer.checkpoint_dir else out_dir
+    checkpoint_dir = Path(trainer.checkpoint_dir)
     extra = {
         "config": resolved,
         "labels": list(map(str, data.labels)),
@@ -285,6 +322,7 @@ def _run_stages(
         checkpoint_dir=checkpoint_dir,
         checkpoint_extra=extra,
         on_epoch=lambda epoch, m: tracker.log_metrics(m, step=epoch),
+        resume=resumed,
     )
     result.best_checkpoint = fitted.best_path
     if fitted.best_path is not None:

@@ -166,7 +166,7 @@ class MlflowSweepCallback(Callback):
         try:
             self._start(config, experiment, swept, fixed_overrides(overrides))
         except PipelineError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"{exc.label}: {exc}", file=sys.stderr)
             sys.exit(exc.exit_code)
         atexit.register(self._close_if_open)
 

@@ -43,6 +43,7 @@ class Tracker:
         run_name: str,
         tags: dict[str, str],
         parent_run_id: str | None = None,
+        run_id: str | None = None,
     ) -> None: ...
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
@@ -92,12 +93,16 @@ class MlflowTracker(Tracker):
         run_name: str,
         tags: dict[str, str],
         parent_run_id: str | None = None,
+        run_id: str | None = None,
     ) -> None:
+        """Start a run, or go on with run ``run_id`` (a resumed training) where it exists."""
         if parent_run_id:
             tags = {**tags, "mlflow.parentRunId": parent_run_id}
         try:
             found = self.mlflow.set_experiment(experiment)
-            run = self.mlflow.start_run(run_name=run_name, tags=tags)
+            run = self._resume(run_id) if run_id else None
+            if run is None:
+                run = self.mlflow.start_run(run_name=run_name, tags=tags)
         except Exception as exc:
             raise PipelineError(
                 f"Cannot reach the MLflow tracking store at {self.uri} ({_reason(exc)}). Start "
@@ -106,6 +111,19 @@ class MlflowTracker(Tracker):
         self.experiment_id = found.experiment_id
         self.run_id = run.info.run_id
         self._journal({"event": "start", "run_id": self.run_id, "run_name": run_name})
+
+    def _resume(self, run_id: str) -> Any:
+        """The run ``run_id`` set RUNNING again, or None (with a note) if the store lacks it."""
+        try:
+            self.client.get_run(run_id)
+        except Exception:
+            print(
+                f"resume: run {run_id} is not in the MLflow store at {self.uri}; "
+                "recording a new run",
+                flush=True,
+            )
+            return None
+        return self.mlflow.start_run(run_id=run_id)
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [(k, str(v)[:MAX_PARAM_VALUE]) for k, v in sorted(params.items())]
@@ -327,7 +345,15 @@ def connect_client(uri: str | None) -> tuple[Any, str]:
                 "failed). Start it (mlflow server --host 127.0.0.1 --port ...), fix "
                 "tracking.uri, or run without tracking: tracking=none."
             )
-    return mlflow.MlflowClient(tracking_uri=resolved), resolved
+    try:  # a SQLite or file store is opened (and created) here
+        return mlflow.MlflowClient(tracking_uri=resolved), resolved
+    except Exception as exc:
+        raise PipelineError(
+            f"Cannot open the MLflow tracking store at {resolved} ({_reason(exc)}). Point "
+            "tracking.uri at a store you can write (sqlite:///path/to/mlflow.db in an existing, "
+            "writable folder, or http://host:port for a server), or run without tracking: "
+            "tracking=none."
+        ) from None
 
 
 def make_tracker(config: TrackingConfig, journal: Path | None = None) -> Tracker:

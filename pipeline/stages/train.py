@@ -24,6 +24,7 @@ from pipeline.batching import EncodedSplit, batch_order, iterate_batches
 from pipeline.checkpoint import save_atomic
 from pipeline.config import OptimizerConfig, TrainerConfig
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.interrupts import ResumePoint, StopRequest, TrainingInterrupted
 from pipeline.progress import Progress
 from pipeline.schedule import EpochSchedule
 from pipeline.stages.evaluate import Evaluation, evaluate
@@ -129,8 +130,13 @@ def fit(
     checkpoint_dir: Path,
     checkpoint_extra: dict[str, Any] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> FitResult:
-    """Train ``model``; return its history and where the best and last checkpoints are."""
+    """Train ``model``; return its history and where the best and last checkpoints are.
+
+    ``resume`` is a ``last.pt`` payload: training goes on from the exact step it stopped at.
+    SIGINT / SIGTERM stop it at the next step with ``last.pt`` saved (``TrainingInterrupted``).
+    """
     model.to(device)
     optimizer = make_optimizer(model.parameters(), optimizer_cfg, device)
     schedule = EpochSchedule(optimizer, optimizer_cfg)
@@ -140,97 +146,174 @@ def fit(
     result = FitResult()
     checkpoint_dir = Path(checkpoint_dir)
     monitor = trainer.monitor
-    bad_epochs = 0
+    at = ResumePoint(order_state=generator.get_state())
+    if resume is not None:
+        at = restore(resume, model, optimizer, schedule, scaler, result, checkpoint_dir)
 
-    for epoch in range(1, trainer.max_epochs + 1):
-        model.train()
-        lr = schedule.start_epoch(epoch)
-        order = batch_order(
-            train.lengths,
-            trainer.batch_size,
-            shuffle=True,
-            bucket_size=trainer.bucket_size,
-            generator=generator,
-        )
-        progress = Progress(
-            len(order),
-            f"epoch {epoch}/{trainer.max_epochs}",
-            trainer.progress,
-            trainer.log_every_n_steps,
-        )
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        started = time.perf_counter()
-        autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-        for batch in iterate_batches(train, order, device):
-            with autocast:
-                logits = model(batch.ids, batch.mask)
-            loss = F.cross_entropy(logits.float(), batch.labels)
-            optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
-            loss_sum += loss.detach() * len(batch)
-            seen += len(batch)
-            progress.step(len(batch), loss_sum)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - started
-        progress.close()
-        train_loss = (loss_sum / max(seen, 1)).item()
-        check_finite(train_loss, epoch, checkpoint_dir)
-
-        evaluation: Evaluation = evaluate(
-            model,
-            validation,
-            batch_size=trainer.eval_batch_size,
-            device=device,
-            num_classes=num_classes,
-            autocast_dtype=amp_dtype,
-        )
-        metrics = {
-            "train/loss": train_loss,
-            "train/samples_per_s": seen / max(seconds, 1e-9),
-            "train/epoch_seconds": seconds,
-            "train/lr": lr,
-            **evaluation.metrics("val"),
-        }
-        if monitor not in metrics:
-            raise ConfigError(
-                f"trainer.monitor={monitor!r} is not a metric. Choose one of: "
-                f"{', '.join(sorted(metrics))}."
-            )
-        result.history.append({"epoch": epoch, **metrics})
-
-        value = metrics[monitor]
-        is_best = improved(value, result.best_value, trainer.monitor_mode)
-        payload = {
+    def payload(progress: ResumePoint, metrics: dict[str, float], finished: bool) -> dict:
+        return {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "epoch": epoch,
+            "schedule": schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "epoch": progress.epoch - 1 if progress.step == 0 else progress.epoch,
             "metrics": metrics,
             "history": result.history,
+            "resume": progress.state_dict(),
+            "finished": finished,
             **(checkpoint_extra or {}),
         }
-        result.last_path = save_atomic(payload, checkpoint_dir / "last.pt")
-        if is_best:
-            result.best_value, result.best_epoch, bad_epochs = value, epoch, 0
-            result.best_path = save_atomic(payload, checkpoint_dir / "best.pt")
-        else:
-            bad_epochs += 1
-        schedule.end_epoch(is_best)
-        print(
-            f"epoch {epoch}: train/loss {train_loss:.4f}  val/loss {evaluation.loss:.4f}  "
-            f"val/accuracy {evaluation.accuracy:.4f}  val/f1 {evaluation.f1:.4f}  "
-            f"{metrics['train/samples_per_s']:,.0f} samples/s  {seconds:.1f}s"
-            + ("  *" if is_best else ""),
-            flush=True,
-        )
-        if on_epoch is not None:
-            on_epoch(epoch, metrics)
-        if trainer.patience and bad_epochs >= trainer.patience:
-            result.stopped_early = True
+
+    with StopRequest() as stop:
+        for epoch in range(at.epoch, trainer.max_epochs + 1):
+            model.train()
+            lr = schedule.start_epoch(epoch)
+            order_state = at.order_state if at.order_state is not None else generator.get_state()
+            generator.set_state(order_state)
+            order = batch_order(
+                train.lengths,
+                trainer.batch_size,
+                shuffle=True,
+                bucket_size=trainer.bucket_size,
+                generator=generator,
+            )
+            skip = at.step if epoch == at.epoch else 0
+            progress = Progress(
+                len(order),
+                f"epoch {epoch}/{trainer.max_epochs}",
+                trainer.progress,
+                trainer.log_every_n_steps,
+            )
+            loss_sum = torch.full((), at.loss_sum if skip else 0.0, device=device)
+            seen = at.seen if skip else 0
+            before = at.seconds if skip else 0.0
+            started = time.perf_counter()
+            autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+            for step, batch in enumerate(iterate_batches(train, order[skip:], device), skip + 1):
+                with autocast:
+                    logits = model(batch.ids, batch.mask)
+                loss = F.cross_entropy(logits.float(), batch.labels)
+                optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
+                loss_sum += loss.detach() * len(batch)
+                seen += len(batch)
+                progress.step(len(batch), loss_sum)
+                if stop.requested and step < len(order):
+                    progress.close()
+                    here = ResumePoint(
+                        epoch=epoch,
+                        step=step,
+                        order_state=order_state,
+                        loss_sum=loss_sum.item(),
+                        seen=seen,
+                        seconds=before + time.perf_counter() - started,
+                        best_value=result.best_value,
+                        best_epoch=result.best_epoch,
+                        bad_epochs=at.bad_epochs,
+                    )
+                    here.capture_rng()
+                    path = save_atomic(payload(here, {}, False), checkpoint_dir / "last.pt")
+                    raise TrainingInterrupted(
+                        stop.signal_name or "SIGINT",
+                        str(path),
+                        f"in epoch {epoch} after step {step}",
+                    )
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = before + time.perf_counter() - started
+            progress.close()
+            train_loss = (loss_sum / max(seen, 1)).item()
+            check_finite(train_loss, epoch, checkpoint_dir)
+
+            evaluation: Evaluation = evaluate(
+                model,
+                validation,
+                batch_size=trainer.eval_batch_size,
+                device=device,
+                num_classes=num_classes,
+                autocast_dtype=amp_dtype,
+            )
+            metrics = {
+                "train/loss": train_loss,
+                "train/samples_per_s": seen / max(seconds, 1e-9),
+                "train/epoch_seconds": seconds,
+                "train/lr": lr,
+                **evaluation.metrics("val"),
+            }
+            if monitor not in metrics:
+                raise ConfigError(
+                    f"trainer.monitor={monitor!r} is not a metric. Choose one of: "
+                    f"{', '.join(sorted(metrics))}."
+                )
+            result.history.append({"epoch": epoch, **metrics})
+
+            value = metrics[monitor]
+            is_best = improved(value, result.best_value, trainer.monitor_mode)
+            bad_epochs = 0 if is_best else at.bad_epochs + 1
+            if is_best:
+                result.best_value, result.best_epoch = value, epoch
+            schedule.end_epoch(is_best)
+            stopping = bool(trainer.patience and bad_epochs >= trainer.patience)
+            at = ResumePoint(
+                epoch=epoch + 1,
+                order_state=generator.get_state(),
+                best_value=result.best_value,
+                best_epoch=result.best_epoch,
+                bad_epochs=bad_epochs,
+            )
+            at.capture_rng()
+            finished = stopping or epoch == trainer.max_epochs
+            state = payload(at, metrics, finished)
+            result.last_path = save_atomic(state, checkpoint_dir / "last.pt")
+            if is_best:
+                result.best_path = save_atomic(state, checkpoint_dir / "best.pt")
             print(
-                f"early stopping: {monitor} did not improve for {bad_epochs} epochs "
-                f"(best {result.best_value:.4f} at epoch {result.best_epoch})",
+                f"epoch {epoch}: train/loss {train_loss:.4f}  val/loss {evaluation.loss:.4f}  "
+                f"val/accuracy {evaluation.accuracy:.4f}  val/f1 {evaluation.f1:.4f}  "
+                f"{metrics['train/samples_per_s']:,.0f} samples/s  {seconds:.1f}s"
+                + ("  *" if is_best else ""),
                 flush=True,
             )
-            break
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            if stopping:
+                result.stopped_early = True
+                print(
+                    f"early stopping: {monitor} did not improve for {bad_epochs} epochs "
+                    f"(best {result.best_value:.4f} at epoch {result.best_epoch})",
+                    flush=True,
+                )
+                break
+            if stop.requested and not finished:
+                raise TrainingInterrupted(
+                    stop.signal_name or "SIGINT", str(result.last_path), f"after epoch {epoch}"
+                )
     return result
+
+
+def restore(
+    payload: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: EpochSchedule,
+    scaler: torch.amp.GradScaler | None,
+    result: Any,
+    checkpoint_dir: Path,
+) -> ResumePoint:
+    """Load a ``last.pt`` payload into the training objects; return where to go on from."""
+    if "resume" not in payload:
+        raise PipelineError(
+            "This checkpoint has no resume state (it was written before resuming existed, or it "
+            "is a best.pt): resume from the run's last.pt."
+        )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    schedule.load_state_dict(payload["schedule"])
+    if scaler is not None and payload.get("scaler"):
+        scaler.load_state_dict(payload["scaler"])
+    at = ResumePoint.from_state_dict(payload["resume"])
+    result.history = list(payload.get("history", []))
+    result.best_value, result.best_epoch = at.best_value, at.best_epoch
+    if (checkpoint_dir / "best.pt").is_file():
+        result.best_path = checkpoint_dir / "best.pt"
+    at.restore_rng()
+    return at

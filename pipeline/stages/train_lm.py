@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from pipeline.checkpoint import save_atomic
 from pipeline.config import OptimizerConfig, TrainerConfig
 from pipeline.errors import ConfigError
+from pipeline.interrupts import ResumePoint, StopRequest, TrainingInterrupted
 from pipeline.progress import Progress
 from pipeline.schedule import EpochSchedule
 from pipeline.stages.train import (
@@ -36,6 +38,7 @@ from pipeline.stages.train import (
     improved,
     make_optimizer,
     optimizer_step,
+    restore,
 )
 from pipeline.streams import detach_state, make_streams, num_windows, windows
 
@@ -117,8 +120,13 @@ def fit_lm(
     checkpoint_dir: Path,
     checkpoint_extra: dict[str, Any] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> LMFitResult:
-    """Train ``model`` on ``train_ids``; validate each epoch; keep last.pt and best.pt."""
+    """Train ``model`` on ``train_ids``; validate each epoch; keep last.pt and best.pt.
+
+    ``resume`` is a ``last.pt`` payload to go on from, exactly where it stopped (the carried
+    recurrent state included); SIGINT / SIGTERM stop at the next window with last.pt saved.
+    """
     if trainer.bptt < 1:
         raise ConfigError(f"trainer.bptt={trainer.bptt} is too small: it must be >= 1.")
     model.to(device)
@@ -129,95 +137,146 @@ def fit_lm(
     context = torch.autocast(device.type, dtype=amp) if amp else nullcontext()
     streams = make_streams(train_ids, trainer.batch_size, pad_id)
     result = LMFitResult()
-    bad_epochs = 0
+    at = ResumePoint()
+    if resume is not None:
+        at = restore(resume, model, optimizer, schedule, scaler, result, Path(checkpoint_dir))
 
-    for epoch in range(1, trainer.max_epochs + 1):
-        model.train()
-        lr = schedule.start_epoch(epoch)
-        steps = num_windows(streams, trainer.bptt)
-        progress = Progress(
-            steps,
-            f"epoch {epoch}/{trainer.max_epochs}",
-            trainer.progress,
-            trainer.log_every_n_steps,
-            unit="tokens",
-        )
-        loss_sum = torch.zeros((), device=device)
-        tokens = 0
-        state = None
-        started = time.perf_counter()
-        for window in windows(streams, trainer.bptt, device):
-            count = int(window.mask.sum())
-            with context:
-                logits, state = model(window.inputs, window.mask, state)
-            window_loss = _loss_sum(logits, window.targets, window.mask)
-            loss = window_loss / max(count, 1)
-            optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
-            state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
-            loss_sum += window_loss.detach()
-            tokens += count
-            progress.step(count, loss_sum)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - started
-        progress.close()
-        train = LMEvaluation(loss_sum.item(), tokens)
-        check_finite(train.loss, epoch, checkpoint_dir)
-        validation = evaluate_lm(
-            model,
-            validation_ids,
-            batch_size=trainer.eval_batch_size,
-            bptt=trainer.bptt,
-            pad_id=pad_id,
-            device=device,
-            autocast=amp,
-        )
-        metrics = {
-            **train.metrics("train", char_level),
-            "train/tokens_per_s": tokens / max(seconds, 1e-9),
-            "train/epoch_seconds": seconds,
-            "train/lr": lr,
-            **validation.metrics("val", char_level),
-        }
-        if trainer.monitor not in metrics:
-            raise ConfigError(
-                f"trainer.monitor={trainer.monitor!r} is not a language-model metric. Choose "
-                f"one of: {', '.join(sorted(metrics))}."
-            )
-        result.history.append({"epoch": epoch, **metrics})
-        value = metrics[trainer.monitor]
-        is_best = improved(value, result.best_value, trainer.monitor_mode)
-        payload = {
+    def payload(point: ResumePoint, metrics: dict[str, float], finished: bool) -> dict:
+        return {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
-            "epoch": epoch,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "epoch": point.epoch - 1 if point.step == 0 else point.epoch,
             "metrics": metrics,
             "history": result.history,
+            "resume": point.state_dict(),
+            "finished": finished,
             **(checkpoint_extra or {}),
         }
-        result.last_path = save_atomic(payload, checkpoint_dir / "last.pt")
-        if is_best:
-            result.best_value, result.best_epoch, bad_epochs = value, epoch, 0
-            result.best_path = save_atomic(payload, checkpoint_dir / "best.pt")
-        else:
-            bad_epochs += 1
-        schedule.end_epoch(is_best)
-        extra = f"  val/bpc {metrics['val/bpc']:.3f}" if char_level else ""
-        print(
-            f"epoch {epoch}: train/perplexity {train.perplexity:.2f}  "
-            f"val/perplexity {validation.perplexity:.2f}{extra}  lr {lr:.4g}  "
-            f"{metrics['train/tokens_per_s']:,.0f} tokens/s  {seconds:.1f}s"
-            + ("  *" if is_best else ""),
-            flush=True,
-        )
-        if on_epoch is not None:
-            on_epoch(epoch, metrics)
-        if trainer.patience and bad_epochs >= trainer.patience:
+
+    with StopRequest() as stop:
+        for epoch in range(at.epoch, trainer.max_epochs + 1):
+            model.train()
+            lr = schedule.start_epoch(epoch)
+            steps = num_windows(streams, trainer.bptt)
+            skip = at.step if epoch == at.epoch else 0
+            progress = Progress(
+                steps,
+                f"epoch {epoch}/{trainer.max_epochs}",
+                trainer.progress,
+                trainer.log_every_n_steps,
+                unit="tokens",
+            )
+            loss_sum = torch.full((), at.loss_sum if skip else 0.0, device=device)
+            tokens = at.seen if skip else 0
+            before = at.seconds if skip else 0.0
+            state = _to_device(at.carried, device) if skip else None
+            started = time.perf_counter()
+            batches = islice(windows(streams, trainer.bptt, device), skip, None)
+            for step, window in enumerate(batches, skip + 1):
+                count = int(window.mask.sum())
+                with context:
+                    logits, state = model(window.inputs, window.mask, state)
+                window_loss = _loss_sum(logits, window.targets, window.mask)
+                loss = window_loss / max(count, 1)
+                optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
+                state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
+                loss_sum += window_loss.detach()
+                tokens += count
+                progress.step(count, loss_sum)
+                if stop.requested and step < steps:
+                    progress.close()
+                    here = ResumePoint(
+                        epoch=epoch,
+                        step=step,
+                        loss_sum=loss_sum.item(),
+                        seen=tokens,
+                        seconds=before + time.perf_counter() - started,
+                        best_value=result.best_value,
+                        best_epoch=result.best_epoch,
+                        bad_epochs=at.bad_epochs,
+                        carried=_to_device(state, torch.device("cpu")),
+                    )
+                    here.capture_rng()
+                    path = save_atomic(payload(here, {}, False), checkpoint_dir / "last.pt")
+                    where = f"in epoch {epoch} after window {step}"
+                    raise TrainingInterrupted(stop.signal_name or "SIGINT", str(path), where)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = before + time.perf_counter() - started
+            progress.close()
+            train = LMEvaluation(loss_sum.item(), tokens)
+            check_finite(train.loss, epoch, checkpoint_dir)
+            validation = evaluate_lm(
+                model,
+                validation_ids,
+                batch_size=trainer.eval_batch_size,
+                bptt=trainer.bptt,
+                pad_id=pad_id,
+                device=device,
+                autocast=amp,
+            )
+            metrics = {
+                **train.metrics("train", char_level),
+                "train/tokens_per_s": tokens / max(seconds, 1e-9),
+                "train/epoch_seconds": seconds,
+                "train/lr": lr,
+                **validation.metrics("val", char_level),
+            }
+            if trainer.monitor not in metrics:
+                raise ConfigError(
+                    f"trainer.monitor={trainer.monitor!r} is not a language-model metric. Choose "
+                    f"one of: {', '.join(sorted(metrics))}."
+                )
+            result.history.append({"epoch": epoch, **metrics})
+            value = metrics[trainer.monitor]
+            is_best = improved(value, result.best_value, trainer.monitor_mode)
+            bad_epochs = 0 if is_best else at.bad_epochs + 1
+            if is_best:
+                result.best_value, result.best_epoch = value, epoch
+            schedule.end_epoch(is_best)
+            stopping = bool(trainer.patience and bad_epochs >= trainer.patience)
+            finished = stopping or epoch == trainer.max_epochs
+            at = ResumePoint(
+                epoch=epoch + 1,
+                best_value=result.best_value,
+                best_epoch=result.best_epoch,
+                bad_epochs=bad_epochs,
+            )
+            at.capture_rng()
+            saved = payload(at, metrics, finished)
+            result.last_path = save_atomic(saved, checkpoint_dir / "last.pt")
+            if is_best:
+                result.best_path = save_atomic(saved, checkpoint_dir / "best.pt")
+            extra = f"  val/bpc {metrics['val/bpc']:.3f}" if char_level else ""
             print(
-                f"early stopping: {trainer.monitor} did not improve for {bad_epochs} epochs "
-                f"(best {result.best_value:.4f} at epoch {result.best_epoch})",
+                f"epoch {epoch}: train/perplexity {train.perplexity:.2f}  "
+                f"val/perplexity {validation.perplexity:.2f}{extra}  lr {lr:.4g}  "
+                f"{metrics['train/tokens_per_s']:,.0f} tokens/s  {seconds:.1f}s"
+                + ("  *" if is_best else ""),
                 flush=True,
             )
-            break
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            if stopping:
+                print(
+                    f"early stopping: {trainer.monitor} did not improve for {bad_epochs} epochs "
+                    f"(best {result.best_value:.4f} at epoch {result.best_epoch})",
+                    flush=True,
+                )
+                break
+            if stop.requested and not finished:
+                raise TrainingInterrupted(
+                    stop.signal_name or "SIGINT", str(result.last_path), f"after epoch {epoch}"
+                )
     return result
+
+
+def _to_device(state: Any, device: torch.device) -> Any:
+    """A recurrent state (tensors, or tuples / lists of them) moved to ``device``."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.to(device)
+    return type(state)(_to_device(s, device) for s in state)

@@ -1,0 +1,200 @@
+"""Kill a real training process mid-epoch, resume it, and get exactly the metrics of a run
+that was never interrupted (CPU)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.resume import config_differences
+
+CLASSIFIER = [
+    "data=sst2",
+    "data.max_train_samples=2000",
+    "data.max_eval_samples=200",
+    "trainer.max_epochs=3",
+    "trainer.patience=0",
+    "trainer.batch_size=32",
+    "embedding.dim=16",
+    "embedding.dropout=0.3",  # dropout draws random numbers: they must be restored too
+    "encoder.hidden_size=16",
+    "tokenizer.vocab_size=2000",
+    "optimizer.lr=0.01",
+    "optimizer.plateau_factor=0.5",
+    "tracking.log_model=false",
+    "trainer.progress=log",
+    "trainer.log_every_n_steps=5",
+    "seed=3",
+]
+LANGUAGE_MODEL = [
+    "task=lm",
+    "data=timemachine",
+    "data.max_train_lines=1200",
+    "trainer.max_epochs=2",
+    "embedding.dim=16",
+    "embedding.dropout=0.2",
+    "encoder.hidden_size=32",
+    "task.sample_tokens=20",
+    "tracking.log_model=false",
+    "trainer.progress=log",
+    "trainer.log_every_n_steps=5",
+]
+
+
+def test_config_differences_ignore_what_does_not_change_the_result():
+    saved = {"encoder": {"hidden_size": 8}, "trainer": {"resume": None, "progress": "bar"}}
+    same = {"encoder": {"hidden_size": 8}, "trainer": {"resume": "auto", "progress": "log"}}
+    assert config_differences(saved, same) == []
+    other = {"encoder": {"hidden_size": 9}, "trainer": {"resume": "auto"}}
+    assert config_differences(saved, other) == ["encoder.hidden_size: 8 -> 9"]
+
+
+@pytest.fixture
+def env(data_dir, hf_cache) -> dict[str, str]:
+    env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "HF_DATASETS_CACHE": str(hf_cache)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def run(cwd: Path, env: dict, args: list[str]) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done
+
+
+def interrupt(cwd: Path, env: dict, args: list[str], when: str, signum: int):
+    """Start a training, send ``signum`` once a line starts with ``when``; return the result."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # progress lines go to stderr
+        text=True,
+    )
+    sent = False
+    out = []
+    for line in process.stdout:
+        out.append(line)
+        if not sent and line.startswith(when):
+            process.send_signal(signum)
+            sent = True
+    code = process.wait(timeout=300)
+    assert sent, "".join(out)[-2000:]
+    return code, "".join(out)
+
+
+def history(cwd: Path, experiment: str) -> tuple[object, dict[str, list[float]]]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    (found,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    curves = {
+        key: [
+            m.value
+            for m in sorted(client.get_metric_history(found.info.run_id, key), key=lambda m: m.step)
+        ]
+        for key in found.data.metrics
+        if not key.startswith("train/") or key in ("train/loss", "train/perplexity")
+    }
+    return found, curves
+
+
+def resume_from_message(err: str) -> list[str]:
+    command = err.split("Resume with:\n", 1)[1].strip().splitlines()[0]
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "pipeline"]
+    return words[3:]
+
+
+def test_sigint_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, env):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    straight.mkdir(), broken.mkdir()
+    run(straight, env, CLASSIFIER)
+    _, expected = history(straight, "sentiment")
+
+    code, err = interrupt(broken, env, CLASSIFIER, "epoch 2/3 step 10/", signal.SIGINT)
+    assert code == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert "stopped: Interrupted (SIGINT) in epoch 2 after step" in err
+    killed, partial = history(broken, "sentiment")
+    assert killed.info.status == "KILLED"
+    assert len(partial["val/accuracy"]) == 1  # only epoch 1 was logged
+    (last,) = broken.glob("outputs/*/*/last.pt")
+    assert f"trainer.resume={last}" in err
+
+    resumed = run(broken, env, resume_from_message(err))
+    assert f"resume: {last} (epoch 2, step" in resumed.stdout
+    finished, curves = history(broken, "sentiment")
+    assert finished.info.run_id == killed.info.run_id  # the same MLflow run goes on
+    assert finished.info.status == "FINISHED"
+    assert curves == expected  # every per-epoch and test metric, exactly
+
+
+def test_sigterm_then_auto_resume_of_a_language_model_is_exact(tmp_path, env):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    straight.mkdir(), broken.mkdir()
+    run(straight, env, LANGUAGE_MODEL)
+    _, expected = history(straight, "lm")
+
+    code, err = interrupt(broken, env, LANGUAGE_MODEL, "epoch 1/2 step 10/", signal.SIGTERM)
+    assert code == 143, err[-2000:]
+    assert "stopped: Interrupted (SIGTERM) in epoch 1 after window" in err
+    assert history(broken, "lm")[0].info.status == "KILLED"
+
+    run(broken, env, [*LANGUAGE_MODEL, "trainer.resume=auto"])
+    finished, curves = history(broken, "lm")
+    assert finished.info.status == "FINISHED"
+    assert curves == expected
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, env):
+    run(tmp_path, env, [*CLASSIFIER, "trainer.max_epochs=1"])
+    (last,) = tmp_path.glob("outputs/*/*/last.pt")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            *CLASSIFIER,
+            "encoder.hidden_size=24",
+            f"trainer.resume={last}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "another config (encoder.hidden_size: 16 -> 24" in done.stderr
+    # a finished run is not resumed, but may be trained longer
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            *CLASSIFIER,
+            "trainer.max_epochs=1",
+            f"trainer.resume={last}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode != 0 and "already finished" in again.stderr
