@@ -100,6 +100,37 @@ def optimizer_step(
         optimizer.step()
 
 
+class NonFiniteWatch:
+    """Remembers the first step whose loss was NaN or infinite, on the device (no host sync
+    per step); :meth:`check` reads it, every ``log_every_n_steps`` steps and at epoch end."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.full((), -1, dtype=torch.long, device=device)
+        self.step = torch.zeros((), dtype=torch.long, device=device)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.step += 1
+        bad = ~torch.isfinite(loss.detach()) & (self.first < 0)
+        self.first = torch.where(bad, self.step, self.first)
+
+    def check(self, epoch: int, checkpoint_dir: Path, skipped: int = 0) -> None:
+        first = int(self.first)
+        if first < 0:
+            return
+        last = Path(checkpoint_dir) / "last.pt"
+        kept = (
+            f"The last good checkpoint, {last}, is kept."
+            if last.is_file()
+            else "No checkpoint had been written yet."
+        )
+        raise PipelineError(
+            f"The training loss became NaN or infinite at step {first + skipped} of epoch "
+            f"{epoch}; training stopped. Likely causes: a learning rate too high (lower "
+            "optimizer.lr), too weak gradient clipping (trainer.grad_clip), or fp16 overflow "
+            f"(trainer.amp=false). {kept}"
+        )
+
+
 def check_finite(train_loss: float, epoch: int, checkpoint_dir: Path) -> None:
     """A NaN or infinite epoch loss stops training with the likely causes."""
     if not math.isfinite(train_loss):
@@ -189,10 +220,14 @@ def fit(
             before = at.seconds if skip else 0.0
             started = time.perf_counter()
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+            watch = NonFiniteWatch(device)
             for step, batch in enumerate(iterate_batches(train, order[skip:], device), skip + 1):
                 with autocast:
                     logits = model(batch.ids, batch.mask)
                 loss = F.cross_entropy(logits.float(), batch.labels)
+                watch.update(loss)
+                if step % trainer.log_every_n_steps == 0:
+                    watch.check(epoch, checkpoint_dir, skip)  # before the bad step is applied
                 optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
                 loss_sum += loss.detach() * len(batch)
                 seen += len(batch)
@@ -221,6 +256,7 @@ def fit(
                 torch.cuda.synchronize(device)
             seconds = before + time.perf_counter() - started
             progress.close()
+            watch.check(epoch, checkpoint_dir, skip)
             train_loss = (loss_sum / max(seen, 1)).item()
             check_finite(train_loss, epoch, checkpoint_dir)
 
