@@ -7,6 +7,7 @@ together and records what happens.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -143,10 +144,14 @@ def run(cfg: DictConfig) -> RunResult:
 
     import torch
 
-    from pipeline.stages.train import resolve_device
+    from pipeline import distributed
     from pipeline.tracking import make_tracker
 
-    device = resolve_device(trainer.device)
+    job, device = distributed.setup(trainer.device)
+    distributed.check_supported(job, task.type)
+    if not job.is_main:  # one voice: rank 0 prints, writes and tracks
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+        tracking_cfg.name, tracking_cfg.log_model = "none", False
     if trainer.num_threads:
         torch.set_num_threads(trainer.num_threads)
     out_dir = output_directory()
@@ -185,7 +190,12 @@ def run(cfg: DictConfig) -> RunResult:
         parent_run_id=sweep.parent_run_id if sweep else None,
         run_id=resumed.get("mlflow_run_id") if resumed else None,
     )
-    tracker.set_tags({"checkpoint_dir": str(Path(trainer.checkpoint_dir).resolve())})
+    tracker.set_tags(
+        {
+            "checkpoint_dir": str(Path(trainer.checkpoint_dir).resolve()),
+            "world_size": str(job.world_size),
+        }
+    )
     result.run_id, result.tracking = tracker.run_id, tracker.describe()
     quiet_libraries(trainer.progress)
     try:
@@ -217,6 +227,7 @@ def run(cfg: DictConfig) -> RunResult:
                 out_dir,
                 result,
                 resumed,
+                job,
             )
     except TrainingInterrupted as exc:
         from pipeline.resume import resume_command
@@ -230,6 +241,7 @@ def run(cfg: DictConfig) -> RunResult:
         tracker.end("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
     tracker.end("FINISHED")
+    distributed.teardown(job)
     result.seconds = time.perf_counter() - started
     if hasattr(tracker, "ui_command"):
         result.ui_command = tracker.ui_command()
@@ -248,6 +260,7 @@ def _run_stages(
     out_dir,
     result: RunResult,
     resumed: dict[str, Any] | None = None,
+    job: Any = None,
 ) -> None:
     import torch
 
@@ -263,6 +276,11 @@ def _run_stages(
     seed = int(cfg.seed)
     resolved = record_config(cfg, tracker, out_dir, log_params=resumed is None)
 
+    from pipeline.distributed import Distributed
+
+    job = job or Distributed()
+    if not job.is_main:
+        job.barrier()  # rank 0 reads and tokenizes first; the others then hit its cache
     data = load_data(cfg.data, seed=seed)
     print(
         f"data: {data.source}: "
@@ -286,6 +304,8 @@ def _run_stages(
         ),
         flush=True,
     )
+    if job.is_main:
+        job.barrier()
     tokenizer_dir = out_dir / "tokenizer"
     tokenizer.save(tokenizer_dir)
     (tokenizer_dir / "labels.json").write_text(json.dumps(data.labels))
@@ -323,7 +343,10 @@ def _run_stages(
         checkpoint_extra=extra,
         on_epoch=lambda epoch, m: tracker.log_metrics(m, step=epoch),
         resume=resumed,
+        job=job,
     )
+    if not job.is_main:
+        return  # training is done; rank 0 evaluates, reports and logs
     result.best_checkpoint = fitted.best_path
     if fitted.best_path is not None:
         model.load_state_dict(load_checkpoint(fitted.best_path)["model"])

@@ -23,6 +23,7 @@ from torch import nn
 from pipeline.batching import EncodedSplit, batch_order, iterate_batches
 from pipeline.checkpoint import save_atomic
 from pipeline.config import OptimizerConfig, TrainerConfig
+from pipeline.distributed import Distributed
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.interrupts import ResumePoint, StopRequest, TrainingInterrupted
 from pipeline.progress import Progress
@@ -162,13 +163,27 @@ def fit(
     checkpoint_extra: dict[str, Any] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     resume: dict[str, Any] | None = None,
+    job: Distributed | None = None,
 ) -> FitResult:
     """Train ``model``; return its history and where the best and last checkpoints are.
 
     ``resume`` is a ``last.pt`` payload: training goes on from the exact step it stopped at.
     SIGINT / SIGTERM stop it at the next step with ``last.pt`` saved (``TrainingInterrupted``).
+    Under torchrun (``job``), each process trains on its share of every global batch through
+    DistributedDataParallel; see ``pipeline.distributed``.
     """
+    job = job or Distributed()
     model.to(device)
+    net = model
+    if job.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if job.rank > 0:  # its own dropout masks (the weights come from rank 0)
+            torch.manual_seed(seed + 7919 * job.rank)
+
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     optimizer = make_optimizer(model.parameters(), optimizer_cfg, device)
     schedule = EpochSchedule(optimizer, optimizer_cfg)
     amp_dtype = autocast_dtype(device, trainer.amp)
@@ -212,7 +227,7 @@ def fit(
             progress = Progress(
                 len(order),
                 f"epoch {epoch}/{trainer.max_epochs}",
-                trainer.progress,
+                trainer.progress if job.is_main else "none",
                 trainer.log_every_n_steps,
             )
             loss_sum = torch.full((), at.loss_sum if skip else 0.0, device=device)
@@ -221,18 +236,23 @@ def fit(
             started = time.perf_counter()
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
             watch = NonFiniteWatch(device)
-            for step, batch in enumerate(iterate_batches(train, order[skip:], device), skip + 1):
+            todo = [b for b in order[skip:] if len(b) >= job.world_size]  # no empty shard
+            shards = iterate_batches(train, [job.shard(b) for b in todo], device)
+            for step, (rows, batch) in enumerate(zip(todo, shards, strict=True), skip + 1):
                 with autocast:
-                    logits = model(batch.ids, batch.mask)
-                loss = F.cross_entropy(logits.float(), batch.labels)
+                    logits = net(batch.ids, batch.mask)
+                summed = F.cross_entropy(logits.float(), batch.labels, reduction="sum")
+                # the mean over the global batch once DDP has averaged the processes' gradients
+                loss = summed * (job.world_size / len(rows))
                 watch.update(loss)
                 if step % trainer.log_every_n_steps == 0:
                     watch.check(epoch, checkpoint_dir, skip)  # before the bad step is applied
                 optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
-                loss_sum += loss.detach() * len(batch)
+                loss_sum += summed.detach()
                 seen += len(batch)
                 progress.step(len(batch), loss_sum)
-                if stop.requested and step < len(order):
+                requested = job.any(stop.requested, device) if job.enabled else stop.requested
+                if requested and step < len(order):
                     progress.close()
                     here = ResumePoint(
                         epoch=epoch,
@@ -246,17 +266,19 @@ def fit(
                         bad_epochs=at.bad_epochs,
                     )
                     here.capture_rng()
-                    path = save_atomic(payload(here, {}, False), checkpoint_dir / "last.pt")
-                    raise TrainingInterrupted(
-                        stop.signal_name or "SIGINT",
-                        str(path),
-                        f"in epoch {epoch} after step {step}",
-                    )
+                    path = checkpoint_dir / "last.pt"
+                    if job.is_main:
+                        save_atomic(payload(here, {}, False), path)
+                    where = f"in epoch {epoch} after step {step}"
+                    raise TrainingInterrupted(stop.signal_name or "SIGINT", str(path), where)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = before + time.perf_counter() - started
             progress.close()
             watch.check(epoch, checkpoint_dir, skip)
+            if job.enabled:  # the whole epoch's loss, over every process's rows
+                totals = job.sum(torch.stack([loss_sum.double(), torch.tensor(seen).double()]))
+                loss_sum, seen = totals[0], int(totals[1])
             train_loss = (loss_sum / max(seen, 1)).item()
             check_finite(train_loss, epoch, checkpoint_dir)
 
@@ -298,10 +320,14 @@ def fit(
             )
             at.capture_rng()
             finished = stopping or epoch == trainer.max_epochs
-            state = payload(at, metrics, finished)
-            result.last_path = save_atomic(state, checkpoint_dir / "last.pt")
+            result.last_path = checkpoint_dir / "last.pt"
             if is_best:
-                result.best_path = save_atomic(state, checkpoint_dir / "best.pt")
+                result.best_path = checkpoint_dir / "best.pt"
+            if job.is_main:
+                state = payload(at, metrics, finished)
+                save_atomic(state, result.last_path)
+                if is_best:
+                    save_atomic(state, result.best_path)
             print(
                 f"epoch {epoch}: train/loss {train_loss:.4f}  val/loss {evaluation.loss:.4f}  "
                 f"val/accuracy {evaluation.accuracy:.4f}  val/f1 {evaluation.f1:.4f}  "
@@ -319,7 +345,8 @@ def fit(
                     flush=True,
                 )
                 break
-            if stop.requested and not finished:
+            requested = job.any(stop.requested, device) if job.enabled else stop.requested
+            if requested and not finished:
                 raise TrainingInterrupted(
                     stop.signal_name or "SIGINT", str(result.last_path), f"after epoch {epoch}"
                 )
