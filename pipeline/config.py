@@ -77,6 +77,11 @@ class TrainerConfig:
     checkpoint_dir: str | None = describe(
         "where last.pt/best.pt go; null = the run's Hydra output directory", None
     )
+    compile: bool = describe(
+        "torch.compile the model for training (a one-off compile per input shape; on the CPU "
+        "nn.LSTM breaks the graph, so measure before relying on it)",
+        False,
+    )
     resume: str | None = describe(
         "go on with an interrupted run, exactly where it stopped: its last.pt (or output "
         "folder), its MLflow run id, or auto (the newest unfinished run with this config)",

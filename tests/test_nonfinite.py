@@ -106,3 +106,28 @@ def test_diverging_run_fails_clearly_and_is_marked_failed(tmp_path, data_dir, hf
     (run,) = client.search_runs([client.get_experiment_by_name("sentiment").experiment_id])
     assert run.info.status == "FAILED"
     assert "NaN or infinite" in run.data.tags["error"]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(tmp_path):
+    """trainer.compile=true trains the same model to the same metrics (within float noise)."""
+    results = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = PoisonedAfter(n=10**9)  # never poisoned
+        trainer = TrainerConfig(
+            max_epochs=2, batch_size=10, progress="none", compile=compiled, patience=0
+        )
+        fitted = fit(
+            model,
+            split(40, 0),
+            split(10, 1),
+            trainer=trainer,
+            optimizer_cfg=OptimizerConfig(),
+            num_classes=2,
+            device=torch.device("cpu"),
+            seed=0,
+            checkpoint_dir=tmp_path / str(compiled),
+        )
+        results[compiled] = [h["val/loss"] for h in fitted.history]
+    assert results[True] == pytest.approx(results[False], abs=1e-5)

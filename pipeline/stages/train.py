@@ -184,6 +184,8 @@ def fit(
         net = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if trainer.compile:
+        net = torch.compile(net, dynamic=True)  # ragged batches: one graph for all lengths
     optimizer = make_optimizer(model.parameters(), optimizer_cfg, device)
     schedule = EpochSchedule(optimizer, optimizer_cfg)
     amp_dtype = autocast_dtype(device, trainer.amp)
