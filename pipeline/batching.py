@@ -78,6 +78,8 @@ def batch_order(
     Evaluation: rows sorted by length, in order.
     """
     n = lengths.numel()
+    if n == 0:  # an empty split has no batches (not one empty batch)
+        return []
     if not shuffle:
         order = torch.argsort(lengths, stable=True)
         return list(order.split(batch_size))

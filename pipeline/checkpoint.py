@@ -40,12 +40,27 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"Checkpoint not found: {path}. Check the path (runs write "
             "last.pt and best.pt into their output directory)."
         )
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head[:2] != b"PK" and head != b"\x80\x02\x8a\n":  # torch.save: zip (legacy: pickle)
+        what = "it is empty (0 bytes)" if not head else f"it starts with {head!r}"
+        raise PipelineError(
+            f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive; {what}). "
+            "Pass the best.pt or last.pt that a training run wrote."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         reason = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
+        reason = reason.split(". ")[0][:200]  # torch appends paragraphs of advice
+        if head[:2] == b"PK" and "zip" in reason.lower():
+            raise PipelineError(
+                f"Checkpoint {path} cannot be read: it is truncated or corrupted ({reason}); it "
+                "was probably copied or written only in part. Use another copy, or the run's "
+                "last.pt."
+            ) from None
         raise PipelineError(
-            f"Checkpoint {path} cannot be read ({type(exc).__name__}: {reason[:300]}). It may be "
+            f"Checkpoint {path} cannot be read ({type(exc).__name__}: {reason}). It may be "
             "truncated, or not a checkpoint of this pipeline; use another one."
         ) from None

@@ -67,8 +67,8 @@ def preset_choices(group: str, option: str) -> dict[str, str]:
     }
 
 
-def schema_fields(group: str, option: str) -> set[str] | None:
-    """Field names of the schema behind ``group=option``, where the core knows it."""
+def schema_of(group: str, option: str) -> type | None:
+    """The config dataclass behind ``group=option``, where the core knows it."""
     from pipeline import registry
     from pipeline.config import OptimizerConfig, TrackingConfig, TrainerConfig
 
@@ -84,8 +84,43 @@ def schema_fields(group: str, option: str) -> set[str] | None:
         schemas["data"] = CorpusConfig if option in corpus_presets() else DataConfig
     elif group in registry.ALL and option in registry.ALL[group]:
         schemas[group] = registry.ALL[group].get(option).config
-    schema = schemas.get(group)
+    return schemas.get(group)
+
+
+def schema_fields(group: str, option: str) -> set[str] | None:
+    """Field names of the schema behind ``group=option``, where the core knows it."""
+    schema = schema_of(group, option)
     return {f.name for f in dataclasses.fields(schema)} if schema else None
+
+
+def check_value_type(schema: type, key: str, field: str, override: str) -> None:
+    """``trainer.batch_size=abc``: one short message with an example, before Hydra's own
+    multi-line composition error. Sweeps and interpolations are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ValidationError
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([override])[0]
+        if parsed.is_sweep_override():
+            return
+        value = parsed.value()
+    except Exception:  # Hydra reports its own syntax errors
+        return
+    if isinstance(value, str) and "${" in value:
+        return
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), {field: value})
+    except ValidationError as exc:
+        reason = str(exc.msg).splitlines()[0].rstrip(".")
+        default = next(
+            (f.default for f in dataclasses.fields(schema) if f.name == field), dataclasses.MISSING
+        )
+        example = ""
+        if default is not dataclasses.MISSING and default is not None:
+            shown = str(default).lower() if isinstance(default, bool) else default
+            example = f" Give a value of the right type, e.g. {key}={shown}."
+        raise ConfigError(f"Invalid value {override}: {reason}.{example}") from None
 
 
 def resolve_choices(explicit: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -127,20 +162,41 @@ def check_overrides(argv: list[str]) -> None:
         explicit[key] = [c for c in value.split(",") if c]
         for choice in explicit[key]:
             if choice not in options:
-                raise ConfigError(f"Unknown option {key}={choice}. {did_you_mean(choice, options)}")
+                raise ConfigError(
+                    f"Unknown option {key}={choice}. {did_you_mean(choice, options)}"
+                    + _failed_plugins_hint(f"{key}={choice}")
+                )
     chosen = resolve_choices(explicit)
-    for key, _ in plain:
+    for key, value in plain:
         group, _, rest = key.partition(".")
         if group not in GROUPS or not rest:
             continue
         field = rest.split(".")[0]
         for option in chosen.get(group, []):
-            fields = schema_fields(group, option)
-            if fields is not None and field not in fields:
+            schema = schema_of(group, option)
+            if schema is None:
+                continue
+            fields = {f.name for f in dataclasses.fields(schema)}
+            if field not in fields:
                 raise ConfigError(
                     f"Unknown key {group}.{field} for {group}={option}. "
                     f"{did_you_mean(field, fields)}"
                 )
+            if field == rest:
+                check_value_type(schema, key, field, f"{key}={value}")
+
+
+def _failed_plugins_hint(option: str) -> str:
+    """Where plugins failed to load, the option asked for may be one of theirs: say so."""
+    from pipeline.plugins import failures
+
+    if not failures:
+        return ""
+    names = ", ".join(f"'{f.name}' from '{f.provider}'" for f in failures)
+    return (
+        f" Note: plugin {names} failed to load (see the warning above); if it provides "
+        f"{option}, fix or reinstall it."
+    )
 
 
 def print_plugins() -> None:

@@ -131,17 +131,39 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
 
         load_plugins()
         payload = load_checkpoint(path)
-        if "tokenizer_dir" not in payload:
+        if not isinstance(payload, dict) or not {"model", "config", "tokenizer_dir"} <= set(
+            payload
+        ):
             raise PipelineError(
-                f"{path} is not a language-model checkpoint (no tokenizer recorded in it)."
+                f"{path} is not a language-model checkpoint of this pipeline (it lacks the "
+                "model, config or tokenizer). Use the best.pt or last.pt of a task=lm run."
+            )
+        config = payload["config"] if isinstance(payload["config"], dict) else {}
+        task = config.get("task") if isinstance(config.get("task"), dict) else {}
+        if task.get("type") != "language_model":
+            raise PipelineError(
+                f"{path} is a {task.get('type') or 'non-language-model'} checkpoint "
+                f"(task={task.get('name', '?')}); it predicts labels, not tokens, so it cannot "
+                "generate text. Label texts with it: python -m pipeline predict "
+                f'model={path} text="...", or train a language model with task=lm.'
             )
         tokenizer = load_tokenizer(payload["tokenizer_dir"])
         from omegaconf import OmegaConf
 
         model = build_language_model(
-            OmegaConf.create(payload["config"]), tokenizer.vocab_size, tokenizer.pad_id
+            OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id
         )
-        model.load_state_dict(payload["model"])
+        try:
+            model.load_state_dict(payload["model"])
+        except RuntimeError as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
+            raise PipelineError(
+                f"The weights in {path} do not fit the model its config describes with the "
+                f"tokenizer in {payload['tokenizer_dir']} ({detail.rstrip('.')}). The checkpoint's "
+                "config or the tokenizer folder belongs to another run: use the best.pt and "
+                "tokenizer/ that one run wrote."
+            ) from None
         return model, tokenizer
 
     import mlflow

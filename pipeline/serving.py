@@ -226,16 +226,17 @@ def classifier_from_checkpoint(
 
     path = Path(path)
     payload = load_checkpoint(path)
+    config = payload.get("config") if isinstance(payload, dict) else None
+    task = (config.get("task") or {}) if isinstance(config, dict) else {}
+    if task.get("type") == "language_model":  # it has no labels: say what it is instead
+        raise PipelineError(
+            f"{path} is a language-model checkpoint; it predicts tokens, not labels. Sample "
+            f"from it with: python -m pipeline generate model={path} prompt=..."
+        )
     if not isinstance(payload, dict) or not {"model", "config", "labels"} <= set(payload):
         raise PipelineError(
             f"{path} is not a classifier checkpoint of this pipeline (it lacks the model, "
             "config or labels). Use the best.pt or last.pt that a training run wrote."
-        )
-    config = payload["config"]
-    if (config.get("task") or {}).get("type") == "language_model":
-        raise PipelineError(
-            f"{path} is a language-model checkpoint; it predicts tokens, not labels. Sample "
-            f"from it with: python -m pipeline generate model={path} prompt=..."
         )
     folder = _tokenizer_folder(path, payload, tokenizer_dir)
     tokenizer = load_tokenizer(folder)
@@ -248,10 +249,12 @@ def classifier_from_checkpoint(
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
         raise PipelineError(
             f"The weights in {path} do not fit the model its config describes with the tokenizer "
-            f"in {folder} ({str(exc).splitlines()[0][:200]}). The tokenizer folder probably "
-            "belongs to another run: use the one written beside this checkpoint."
+            f"in {folder} ({detail.rstrip('.')}). The checkpoint's config or the tokenizer "
+            "folder belongs to another run: use the best.pt and tokenizer/ that one run wrote."
         ) from None
     max_length = (config.get("data") or {}).get("max_length")
     return TrainedClassifier(

@@ -345,6 +345,7 @@ def connect_client(uri: str | None) -> tuple[Any, str]:
                 "failed). Start it (mlflow server --host 127.0.0.1 --port ...), fix "
                 "tracking.uri, or run without tracking: tracking=none."
             )
+    _check_sqlite_path(resolved)
     try:  # a SQLite or file store is opened (and created) here
         return mlflow.MlflowClient(tracking_uri=resolved), resolved
     except Exception as exc:
@@ -354,6 +355,27 @@ def connect_client(uri: str | None) -> tuple[Any, str]:
             "writable folder, or http://host:port for a server), or run without tracking: "
             "tracking=none."
         ) from None
+
+
+def _check_sqlite_path(uri: str) -> None:
+    """A SQLite path that cannot be a database fails here at once: MLflow would retry it for
+    about two minutes before giving up."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///") :].split("?")[0])
+    problem = None
+    if path.is_dir():
+        problem = "it is a folder, not a database file"
+    elif path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                problem = "that file exists and is not an SQLite database"
+    if problem:
+        raise PipelineError(
+            f"Cannot use the MLflow tracking store at {uri}: {problem}. Point tracking.uri at "
+            "an SQLite file (sqlite:///path/to/mlflow.db) or a server (http://host:port), or "
+            "run without tracking: tracking=none."
+        )
 
 
 def make_tracker(config: TrackingConfig, journal: Path | None = None) -> Tracker:

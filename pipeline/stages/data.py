@@ -315,6 +315,7 @@ def load_data(cfg: DataConfig | Mapping[str, Any] | Any, seed: int) -> LoadedDat
             raw, source = _load_hub(config)
 
     texts = {split: _normalise(r, config.label_map) for split, r in raw.items()}
+    _check_train_texts(texts["train"], raw["train"])
     labels = _label_names(config, texts, raw)
     index = {name: i for i, name in enumerate(labels)}
     splits = {split: _encode(ds, index) for split, ds in texts.items()}
@@ -438,14 +439,63 @@ def _read_files(
             kwargs.update(delimiter="\t", quoting=3)  # 3 = csv.QUOTE_NONE
         if column_names:
             kwargs["column_names"] = list(column_names)
+    empty = [f for f in files if os.path.getsize(f) == 0]
+    if empty:
+        raise DataError(
+            f"{empty[0]} is empty (0 bytes). It needs a header row naming the "
+            f"'{config.text_column}' and '{config.label_column}' columns, then one example per "
+            "row; check the path, or write the file again."
+        )
     if fmt == "parquet":  # Parquet is compressed inside; datasets cannot read a gzipped one
         files = [_gunzipped(f, config) if f.endswith(".gz") else f for f in files]
     try:
-        return datasets.load_dataset(
-            builder, data_files=files, split="train", cache_dir=_cache_dir(config), **kwargs
-        )
+        with _quiet_datasets():
+            return datasets.load_dataset(
+                builder, data_files=files, split="train", cache_dir=_cache_dir(config), **kwargs
+            )
     except Exception as e:  # a parser error: name the file, keep the cause
-        raise DataError(f"Cannot read {where} as {fmt}: {type(e).__name__}: {e}") from e
+        raise _read_error(e, where, fmt) from e
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No "Failed to read file ..." log line from the builders: the DataError says it."""
+    import datasets
+
+    level = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
+    try:
+        yield
+    finally:
+        datasets.logging.set_verbosity(level)
+
+
+def _read_error(error: BaseException, where: str, fmt: str) -> DataError:
+    """One sentence for a file that ``datasets`` cannot read: the root cause, not its wrapper
+    (``DatasetGenerationError: An error occurred while generating the dataset``)."""
+    cause, seen = error, set()
+    while not isinstance(cause, UnicodeDecodeError) and id(cause) not in seen:
+        seen.add(id(cause))
+        nested = cause.__cause__ or cause.__context__
+        if nested is None:
+            break
+        cause = nested
+    if isinstance(cause, UnicodeDecodeError):
+        return DataError(
+            f"{where} is not UTF-8 text: byte 0x{cause.object[cause.start]:02x} at position "
+            f"{cause.start} is invalid ({cause.encoding}: {cause.reason}). Save the file as "
+            "UTF-8, e.g. iconv -f latin1 -t utf-8 in.csv > out.csv."
+        )
+    text = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
+    if "corresponds to no data" in text:
+        return DataError(
+            f"{where} has no rows (at most a header). Every split needs examples: fill the file, "
+            "or leave this split out (validation and test are carved from train if absent)."
+        )
+    return DataError(
+        f"Cannot read {where} as {fmt} ({type(cause).__name__}: {text}). Check that the file "
+        f"is {fmt.upper()}, or set data.format= one of {', '.join(FORMATS)}."
+    )
 
 
 def _gunzipped(path: str, config: DataConfig) -> str:
@@ -594,6 +644,14 @@ def _normalise(raw: _Raw, label_map: dict[str, str]) -> Any:
             if column not in columns:
                 raise _missing_column(column, "filter (keep)", raw)
         dataset = dataset.filter(_keep_rows, batched=True, fn_kwargs={"keep": raw.keep})
+        if len(dataset) == 0:
+            rules = "; ".join(f"{c} in {list(v)}" for c, v in raw.keep.items())
+            raise DataError(
+                f"No row of {raw.where} is kept by its filter ({rules}): that split would be "
+                f"empty. Fix {raw.column_hint}.keep to values that occur in the file."
+            )
+    if len(dataset) == 0:
+        raise DataError(f"{raw.where} has no rows. Every split needs examples: fill it.")
     feature = dataset.features[raw.label_column]
     class_names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     return dataset.map(
@@ -610,6 +668,18 @@ def _normalise(raw: _Raw, label_map: dict[str, str]) -> Any:
             "label_map": dict(label_map),
         },
         desc="Reading texts and labels",
+    )
+
+
+def _check_train_texts(train: Any, raw: _Raw) -> None:
+    """Train texts that are all empty would fit a tokenizer to nothing and a model to padding."""
+    for batch in train.select_columns(["text"]).iter(batch_size=10_000):
+        if any(batch["text"]):
+            return
+    columns = " + ".join(raw.text_columns)
+    raise DataError(
+        f"Every text in {raw.where} (train, column {columns}) is empty: there is nothing to "
+        f"learn from. Check the text column ({raw.column_hint}.text_column=...) and the file."
     )
 
 
@@ -679,7 +749,9 @@ def _label_names(config: DataConfig, texts: dict[str, Any], raw: dict[str, _Raw]
     if len(labels) < 2:
         raise DataError(
             f"The train split ({raw['train'].where}) has {len(labels)} distinct label(s) "
-            f"({', '.join(labels) or 'none'}); a classifier needs at least 2."
+            f"({', '.join(labels) or 'none'}); a classifier needs at least 2. Check "
+            f"data.label_column (now '{raw['train'].label_column}'), or add examples of the "
+            "other classes."
         )
     return labels
 

@@ -198,19 +198,10 @@ def fit(
     if resume is not None:
         at = restore(resume, model, optimizer, schedule, scaler, result, checkpoint_dir)
 
-    def payload(progress: ResumePoint, metrics: dict[str, float], finished: bool) -> dict:
-        return {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "epoch": progress.epoch - 1 if progress.step == 0 else progress.epoch,
-            "metrics": metrics,
-            "history": result.history,
-            "resume": progress.state_dict(),
-            "finished": finished,
-            **(checkpoint_extra or {}),
-        }
+    def payload(point: ResumePoint, metrics: dict[str, float], finished: bool) -> dict:
+        return training_state(
+            model, optimizer, schedule, scaler, point, metrics, result.history, finished
+        ) | (checkpoint_extra or {})
 
     with StopRequest() as stop:
         for epoch in range(at.epoch, trainer.max_epochs + 1):
@@ -353,6 +344,30 @@ def fit(
                     stop.signal_name or "SIGINT", str(result.last_path), f"after epoch {epoch}"
                 )
     return result
+
+
+def training_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: EpochSchedule,
+    scaler: torch.amp.GradScaler | None,
+    point: ResumePoint,
+    metrics: dict[str, float],
+    history: list[dict[str, float]],
+    finished: bool,
+) -> dict[str, Any]:
+    """What ``last.pt`` holds: the weights, the optimizer and where training stands."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": point.epoch - 1 if point.step == 0 else point.epoch,
+        "metrics": metrics,
+        "history": history,
+        "resume": point.state_dict(),
+        "finished": finished,
+    }
 
 
 def restore(

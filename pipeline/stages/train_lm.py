@@ -40,6 +40,7 @@ from pipeline.stages.train import (
     make_optimizer,
     optimizer_step,
     restore,
+    training_state,
 )
 from pipeline.streams import detach_state, make_streams, num_windows, windows
 
@@ -143,18 +144,9 @@ def fit_lm(
         at = restore(resume, model, optimizer, schedule, scaler, result, Path(checkpoint_dir))
 
     def payload(point: ResumePoint, metrics: dict[str, float], finished: bool) -> dict:
-        return {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "epoch": point.epoch - 1 if point.step == 0 else point.epoch,
-            "metrics": metrics,
-            "history": result.history,
-            "resume": point.state_dict(),
-            "finished": finished,
-            **(checkpoint_extra or {}),
-        }
+        return training_state(
+            model, optimizer, schedule, scaler, point, metrics, result.history, finished
+        ) | (checkpoint_extra or {})
 
     with StopRequest() as stop:
         for epoch in range(at.epoch, trainer.max_epochs + 1):
