@@ -100,6 +100,22 @@ def data_config(cfg: DictConfig, task: TaskConfig) -> Any:
     return typed(DataConfig, cfg.data, "data")
 
 
+CLASSIFIER_METRICS = ("train/loss", "train/lr", "val/loss", "val/accuracy", "val/f1")
+LM_METRICS = ("train/loss", "train/perplexity", "train/bpc", "train/lr", "val/loss")
+LM_METRICS += ("val/perplexity", "val/bpc")
+
+
+def check_monitor(monitor: str, task_type: str) -> None:
+    """``trainer.monitor`` must name a per-epoch metric: say so before any data is read."""
+    from pipeline.errors import ConfigError
+
+    known = LM_METRICS if task_type == "language_model" else CLASSIFIER_METRICS
+    if monitor not in known:
+        raise ConfigError(
+            f"trainer.monitor={monitor!r} is not a metric. Choose one of: {', '.join(known)}."
+        )
+
+
 def record_config(cfg: DictConfig, tracker, out_dir: Path, log_params: bool = True) -> dict:
     """Log the resolved config as flattened params and as ``config.yaml``; return it.
 
@@ -139,6 +155,7 @@ def run(cfg: DictConfig) -> RunResult:
     from pipeline.stages.model import component_configs
 
     data_cfg = data_config(cfg, task)
+    check_monitor(trainer.monitor, task.type)
     component_configs(cfg)
     registry.tokenizers.config_from(cfg.tokenizer)
 
