@@ -12,12 +12,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import __version__
 from pipeline.contracts import Tokenizer
 from pipeline.errors import ConfigError, DataError
 from pipeline.registry import tokenizers, validate
@@ -96,11 +100,59 @@ def _texts(train_texts: Any) -> Iterator[str]:
 
 
 def fit_tokenizer(config_node: Any, train_texts: Iterable[str] | Dataset) -> Tokenizer:
-    """Build the tokenizer named by ``config_node`` and fit it on the train texts only."""
+    """Build the tokenizer named by ``config_node`` and fit it on the train texts only.
+
+    When the texts are a ``datasets.Dataset`` backed by cache files, the fitted tokenizer is
+    cached beside them, keyed by the split's fingerprint and the tokenizer's config, so a
+    second run with the same data and settings loads it instead of fitting again.
+    """
     config = tokenizer_config(config_node)
+    cached = _fitted_cache(config, train_texts)
+    if cached is not None and (cached / TOKENIZER_CONFIG_FILE).is_file():
+        try:
+            return load_tokenizer(cached)
+        except Exception:  # an unreadable cache entry: fit again and replace it
+            shutil.rmtree(cached, ignore_errors=True)
     tokenizer = tokenizers.get(config.name).cls(config)
     tokenizer.fit(_texts(train_texts))
+    if cached is not None:
+        _store(tokenizer, cached)
     return tokenizer
+
+
+def _fitted_cache(config: Any, train_texts: Any) -> Path | None:
+    """Where the tokenizer fitted on this split with this config is cached, if it can be."""
+    fingerprint = getattr(train_texts, "_fingerprint", None)
+    files = getattr(train_texts, "cache_files", None)
+    if not fingerprint or not files:
+        return None
+    entry = tokenizers.get(config.name)
+    key = json.dumps(
+        {
+            "split": fingerprint,
+            "config": dataclasses.asdict(config),
+            "class": f"{entry.cls.__module__}.{entry.cls.__qualname__}",
+            "version": __version__,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return Path(files[0]["filename"]).parent / "seqpipe-tokenizers" / digest
+
+
+def _store(tokenizer: Tokenizer, folder: Path) -> None:
+    """Save into a temporary folder, then rename: a reader never sees half a tokenizer."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".fitting-", dir=folder.parent))
+    except OSError:  # a read-only cache: nothing is cached
+        return
+    try:
+        tokenizer.save(tmp)
+        os.replace(tmp, folder)
+    except OSError:  # another process stored it first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_tokenizer(directory: str | Path) -> Tokenizer:

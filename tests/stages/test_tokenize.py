@@ -191,3 +191,27 @@ def test_second_identical_run_comes_from_the_cache(tmp_path: Path) -> None:
     assert tokenize(splits, other_tok, max_length=5).rows_tokenized == len(TRAIN) + 3
     # ... and each of those is cached in turn.
     assert tokenize(splits, other_tok, max_length=5).rows_tokenized == 0
+
+
+def test_the_fitted_tokenizer_is_cached_with_the_split(tmp_path: Path, monkeypatch) -> None:
+    """A second fit on the same cached split with the same config loads, it does not fit."""
+    from pipeline.registry import tokenizers
+
+    files, cache = write_jsonl(tmp_path), tmp_path / "cache"
+    node = {"name": "word", "vocab_size": 30, "min_freq": 1}
+    first = fit_tokenizer(node, on_disk(files, cache)["train"])
+    fits = []
+    cls = tokenizers.get("word").cls
+    original = cls.fit
+    monkeypatch.setattr(cls, "fit", lambda self, texts: fits.append(1) or original(self, texts))
+
+    again = fit_tokenizer(node, on_disk(files, cache)["train"])  # the data loaded anew
+    assert fits == []  # from the cache
+    assert again.encode_batch(list(TRAIN)) == first.encode_batch(list(TRAIN))
+    assert again.vocab_size == first.vocab_size
+
+    other = fit_tokenizer({**node, "vocab_size": 10}, on_disk(files, cache)["train"])
+    assert fits == [1] and other.vocab_size != first.vocab_size  # another config: fitted
+    # an in-memory split has no cache folder: always fitted
+    fit_tokenizer(node, list(TRAIN))
+    assert fits == [1, 1]
