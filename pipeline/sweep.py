@@ -121,13 +121,24 @@ def job_overrides() -> list[str]:
         return []
 
 
-def best_child(runs: list[Any], monitor: str, mode: str) -> Any | None:
-    """The finished child with the best ``monitor`` value (max or min)."""
-    scored = [r for r in runs if monitor in r.data.metrics]
+def best_child(runs: list[Any], scores: dict[str, float], mode: str) -> Any | None:
+    """The run with the best score (``scores``: run id -> its best monitored value)."""
+    scored = [r for r in runs if r.info.run_id in scores]
     if not scored:
         return None
     sign = 1.0 if mode == "max" else -1.0
-    return max(scored, key=lambda r: sign * r.data.metrics[monitor])
+    return max(scored, key=lambda r: sign * scores[r.info.run_id])
+
+
+def best_epoch_values(client: Any, runs: list[Any], monitor: str, mode: str) -> dict[str, float]:
+    """Each run's best ``monitor`` over its epochs (what its best.pt holds), not its last."""
+    pick = max if mode == "max" else min
+    scores = {}
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, monitor)
+        if history:
+            scores[run.info.run_id] = pick(m.value for m in history)
+    return scores
 
 
 def summary_rows(runs: list[Any], monitor: str) -> list[dict[str, Any]]:
@@ -213,9 +224,10 @@ class MlflowSweepCallback(Callback):
         )
         monitor, mode = str(config.trainer.monitor), str(config.trainer.monitor_mode)
         finished = [r for r in children if r.info.status == "FINISHED"]
-        best = best_child(finished, monitor, mode)
+        scores = best_epoch_values(client, finished, monitor, mode)
+        best = best_child(finished, scores, mode)
         if best is not None:
-            client.log_metric(info.parent_run_id, f"best/{monitor}", best.data.metrics[monitor])
+            client.log_metric(info.parent_run_id, f"best/{monitor}", scores[best.info.run_id])
             for key, value in best.data.metrics.items():
                 if key.startswith("test/"):
                     client.log_metric(info.parent_run_id, f"best/{key}", value)
@@ -229,7 +241,7 @@ class MlflowSweepCallback(Callback):
         self.closed = True
         line = f"mlflow sweep: {len(finished)}/{len(children)} runs finished"
         if best is not None:
-            line += f"; best {monitor} {best.data.metrics[monitor]:.4f}: {best.info.run_name}"
+            line += f"; best {monitor} {scores[best.info.run_id]:.4f}: {best.info.run_name}"
         print(line, flush=True)
 
     def _close_if_open(self) -> None:

@@ -60,17 +60,16 @@ def test_names_say_what_differs():
     assert child_name_suffix(job, []) == ""
 
 
-def _run(name: str, status: str, **metrics: float):
-    return SimpleNamespace(
-        info=SimpleNamespace(run_name=name, status=status), data=SimpleNamespace(metrics=metrics)
-    )
+def _run(name: str):
+    return SimpleNamespace(info=SimpleNamespace(run_name=name, run_id=name))
 
 
 def test_best_child_follows_the_monitor_mode():
-    runs = [_run("a", "FINISHED", m=0.5), _run("b", "FINISHED", m=0.7), _run("c", "FINISHED")]
-    assert best_child(runs, "m", "max").info.run_name == "b"
-    assert best_child(runs, "m", "min").info.run_name == "a"
-    assert best_child(runs, "other", "max") is None
+    runs = [_run("a"), _run("b"), _run("c")]
+    scores = {"a": 0.5, "b": 0.7}  # c logged no value
+    assert best_child(runs, scores, "max").info.run_name == "b"
+    assert best_child(runs, scores, "min").info.run_name == "a"
+    assert best_child(runs, {}, "max") is None
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +111,17 @@ def assert_parent_with_children(cwd: Path, parent_name: str, children: set[str])
     for child in runs.values():
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    best = max(runs.values(), key=lambda r: r.data.metrics["val/accuracy"])
-    assert parent.data.metrics["best/val/accuracy"] == best.data.metrics["val/accuracy"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    best_of = {  # each child's best epoch, not its last
+        r.info.run_id: max(
+            m.value for m in client.get_metric_history(r.info.run_id, "val/accuracy")
+        )
+        for r in runs.values()
+    }
+    best = max(runs.values(), key=lambda r: best_of[r.info.run_id])
+    assert parent.data.metrics["best/val/accuracy"] == best_of[best.info.run_id]
     assert parent.data.tags["best_run_id"] == best.info.run_id
     assert parent.data.params["sweep.encoder"] == "lstm,gru"
     assert parent.data.params["fixed.data"] == "sst2"
