@@ -102,22 +102,23 @@ def optimizer_step(
 
 
 class NonFiniteWatch:
-    """Remembers the first step whose loss was NaN or infinite, on the device (no host sync
-    per step); :meth:`check` reads it, every ``log_every_n_steps`` steps and at epoch end."""
+    """Finds a NaN or infinite loss with no work per step: any such step makes the epoch's
+    running loss sum non-finite, and :meth:`check` reads that sum every
+    ``log_every_n_steps`` steps (when the progress display reads it anyway) and at epoch
+    end. The message names the steps since the last good read."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.first = torch.full((), -1, dtype=torch.long, device=device)
-        self.step = torch.zeros((), dtype=torch.long, device=device)
+    def __init__(self, start_step: int = 0) -> None:
+        self.good = start_step  # the last step at which the sum was read and finite
 
-    def update(self, loss: torch.Tensor) -> None:
-        self.step += 1
-        bad = ~torch.isfinite(loss.detach()) & (self.first < 0)
-        self.first = torch.where(bad, self.step, self.first)
-
-    def check(self, epoch: int, checkpoint_dir: Path, skipped: int = 0) -> None:
-        first = int(self.first)
-        if first < 0:
+    def check(self, loss_sum: torch.Tensor, step: int, epoch: int, checkpoint_dir: Path) -> None:
+        if math.isfinite(float(loss_sum)):
+            self.good = step
             return
+        where = (
+            f"at step {step}"
+            if step == self.good + 1
+            else f"between steps {self.good + 1} and {step}"
+        )
         last = Path(checkpoint_dir) / "last.pt"
         kept = (
             f"The last good checkpoint, {last}, is kept."
@@ -125,10 +126,10 @@ class NonFiniteWatch:
             else "No checkpoint had been written yet."
         )
         raise PipelineError(
-            f"The training loss became NaN or infinite at step {first + skipped} of epoch "
-            f"{epoch}; training stopped. Likely causes: a learning rate too high (lower "
-            "optimizer.lr), too weak gradient clipping (trainer.grad_clip), or fp16 overflow "
-            f"(trainer.amp=false). {kept}"
+            f"The training loss became NaN or infinite {where} of epoch {epoch}; training "
+            "stopped. Likely causes: a learning rate too high (lower optimizer.lr), too weak "
+            "gradient clipping (trainer.grad_clip), or fp16 overflow (trainer.amp=false). "
+            f"{kept}"
         )
 
 
@@ -228,7 +229,7 @@ def fit(
             before = at.seconds if skip else 0.0
             started = time.perf_counter()
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-            watch = NonFiniteWatch(device)
+            watch = NonFiniteWatch(skip)
             todo = [b for b in order[skip:] if len(b) >= job.world_size]  # no empty shard
             shards = iterate_batches(train, [job.shard(b) for b in todo], device)
             for step, (rows, batch) in enumerate(zip(todo, shards, strict=True), skip + 1):
@@ -237,11 +238,10 @@ def fit(
                 summed = F.cross_entropy(logits.float(), batch.labels, reduction="sum")
                 # the mean over the global batch once DDP has averaged the processes' gradients
                 loss = summed * (job.world_size / len(rows))
-                watch.update(loss)
-                if step % trainer.log_every_n_steps == 0:
-                    watch.check(epoch, checkpoint_dir, skip)  # before the bad step is applied
                 optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
                 loss_sum += summed.detach()
+                if step % trainer.log_every_n_steps == 0:
+                    watch.check(loss_sum, step, epoch, checkpoint_dir)
                 seen += len(batch)
                 progress.step(len(batch), loss_sum)
                 requested = job.any(stop.requested, device) if job.enabled else stop.requested
@@ -268,7 +268,7 @@ def fit(
                 torch.cuda.synchronize(device)
             seconds = before + time.perf_counter() - started
             progress.close()
-            watch.check(epoch, checkpoint_dir, skip)
+            watch.check(loss_sum, step if todo else skip, epoch, checkpoint_dir)
             if job.enabled:  # the whole epoch's loss, over every process's rows
                 totals = job.sum(torch.stack([loss_sum.double(), torch.tensor(seen).double()]))
                 loss_sum, seen = totals[0], int(totals[1])

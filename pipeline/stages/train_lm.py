@@ -167,19 +167,18 @@ def fit_lm(
             state = _to_device(at.carried, device) if skip else None
             started = time.perf_counter()
             batches = islice(windows(streams, trainer.bptt, device), skip, None)
-            watch = NonFiniteWatch(device)
+            watch = NonFiniteWatch(skip)
             for step, window in enumerate(batches, skip + 1):
                 count = int(window.mask.sum())
                 with context:
                     logits, state = model(window.inputs, window.mask, state)
                 window_loss = _loss_sum(logits, window.targets, window.mask)
                 loss = window_loss / max(count, 1)
-                watch.update(loss)
-                if step % trainer.log_every_n_steps == 0:
-                    watch.check(epoch, checkpoint_dir, skip)
                 optimizer_step(loss, model, optimizer, scaler, trainer.grad_clip)
                 state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
                 loss_sum += window_loss.detach()
+                if step % trainer.log_every_n_steps == 0:
+                    watch.check(loss_sum, step, epoch, checkpoint_dir)
                 tokens += count
                 progress.step(count, loss_sum)
                 if stop.requested and step < steps:
@@ -203,7 +202,7 @@ def fit_lm(
                 torch.cuda.synchronize(device)
             seconds = before + time.perf_counter() - started
             progress.close()
-            watch.check(epoch, checkpoint_dir, skip)
+            watch.check(loss_sum, steps, epoch, checkpoint_dir)
             train = LMEvaluation(loss_sum.item(), tokens)
             check_finite(train.loss, epoch, checkpoint_dir)
             validation = evaluate_lm(
