@@ -99,7 +99,7 @@ def test_diverging_run_fails_clearly_and_is_marked_failed(tmp_path, data_dir, hf
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert "became NaN or infinite at step" in done.stderr
+    assert "became NaN or infinite " in done.stderr and " of epoch 1;" in done.stderr
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
