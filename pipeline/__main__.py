@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> None:
 
             evaluate(argv[1:])
             return
-        from pipeline.cli import check_overrides
+        from pipeline.cli import check_overrides, print_help
 
+        if ("--help" in argv or "-h" in argv) and "-m" not in argv and "--multirun" not in argv:
+            print_help(argv)
+            return
         check_overrides(argv)
     except PipelineError as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -216,3 +216,34 @@ def print_plugins() -> None:
             )
     for failure in failures:
         print(f"failed: plugin '{failure.name}' from '{failure.provider}': {failure.error}")
+
+
+def print_help(argv: list[str]) -> None:
+    """``--help``: the groups and their options, then the composed config (with the command
+    line's overrides applied), in the header/footer of ``conf/config.yaml``'s ``hydra.help``.
+
+    Hydra's own help lists every group by building a config repository per group (seconds
+    here); one composition gives the same content in a fraction of that.
+    """
+    import yaml
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    overrides = [a for a in argv if a not in ("--help", "-h") and not a.startswith("-")]
+    check_overrides(overrides)
+    text = yaml.safe_load((resources.files("conf") / "config.yaml").read_text())
+    help_cfg = text.get("hydra", {}).get("help", {})
+    with initialize_config_module(config_module="conf", version_base=None):
+        cfg = compose(config_name="config", overrides=overrides)
+    groups = "\n".join(
+        f"{group}: {', '.join(sorted(group_options(group)))}" for group in sorted(GROUPS)
+    )
+    body = OmegaConf.to_yaml(cfg)
+    print(
+        f"{help_cfg.get('header', '').rstrip()}\n"
+        "== Config groups == (choose one option per group, e.g. encoder=gru)\n\n"
+        f"{groups}\n\n"
+        "== Config == (any value can be overridden, e.g. encoder.hidden_size=256)\n\n"
+        f"{body}\n"
+        f"{help_cfg.get('footer', '').rstrip()}"
+    )
