@@ -214,7 +214,8 @@ def test_classifier_batches_by_length_and_keeps_the_input_order(trained):
     from pipeline.serving import load_classifier
 
     classifier = load_classifier(trained["checkpoint"])
-    assert classifier.labels == ["negative", "positive"] and classifier.run_id is None
+    assert classifier.labels == ["negative", "positive"]
+    assert classifier.run_id == trained["run_id"]  # the checkpoint records its MLflow run
     assert classifier.max_length == classifier.config["data"]["max_length"]
     assert not classifier.model.training
     long_text = " ".join(["a wonderful film"] * 200)  # far beyond max_length tokens
