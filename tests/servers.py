@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -24,9 +26,17 @@ def answers(url: str) -> bool:
         return False
 
 
-def start_mlflow_server(db: Path, port: int, cwd: Path, timeout: float = 120) -> subprocess.Popen:
-    """``mlflow server --workers 1`` on ``db``; returns once ``/health`` answers."""
-    server = subprocess.Popen(
+def launch_mlflow_server(
+    db: Path,
+    port: int,
+    cwd: Path,
+    *,
+    artifacts: Path | None = None,
+    env: dict[str, str] | None = None,
+    log: Any = subprocess.DEVNULL,
+) -> subprocess.Popen:
+    """``mlflow server --workers 1`` on ``db``, started and not waited for."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -41,12 +51,19 @@ def start_mlflow_server(db: Path, port: int, cwd: Path, timeout: float = 120) ->
             "--backend-store-uri",
             f"sqlite:///{db}",
             "--artifacts-destination",
-            str(cwd / "mlartifacts"),
+            str(artifacts or cwd / "mlartifacts"),
         ],
         cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        # no background job runner (a huey consumer): nothing here needs it
+        env={**(env or os.environ), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+
+
+def start_mlflow_server(db: Path, port: int, cwd: Path, timeout: float = 120) -> subprocess.Popen:
+    """``mlflow server --workers 1`` on ``db``; returns once ``/health`` answers."""
+    server = launch_mlflow_server(db, port, cwd)
     deadline = time.time() + timeout
     while not answers(f"http://127.0.0.1:{port}/health"):
         if server.poll() is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port, launch_mlflow_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -77,12 +78,6 @@ class Sweep:
     children: list  # mlflow Runs, one per job
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()  # SIGTERM to `mlflow server` stops its workers too
@@ -110,33 +105,6 @@ def store_has_a_run(db: Path) -> bool:
             return con.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
     except sqlite3.Error:
         return False
-
-
-def start_server(port: int, db: Path, cwd: Path, env: dict[str, str], log) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{db}",
-            # new experiments' artifacts beside the runs' own (<tmp>/mlruns/<experiment>)
-            "--artifacts-destination",
-            str(cwd / "mlruns"),
-        ],
-        cwd=cwd,
-        # no background job runner (a huey consumer): nothing here needs it
-        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -177,14 +145,18 @@ def ui(tmp_path_factory, data_dir, hf_cache) -> Iterator[tuple[Sweep, str]]:
                     pytest.fail(f"the sweep recorded no run in 300 s:\n{tail(sweep_log)}")
                 time.sleep(0.5)
             if store_has_a_run(db):
-                server = start_server(port, db, cwd, env, server_out)
+                server = launch_mlflow_server(
+                    db, port, cwd, artifacts=cwd / "mlruns", env=env, log=server_out
+                )
             try:
                 code = sweep.wait(timeout=max(deadline - time.monotonic(), 1))
             except subprocess.TimeoutExpired:
                 pytest.fail(f"the sweep did not finish in 300 s:\n{tail(sweep_log)}")
             assert code == 0, f"the sweep failed ({code}):\n{tail(sweep_log)}"
             if server is None:
-                server = start_server(port, db, cwd, env, server_out)
+                server = launch_mlflow_server(
+                    db, port, cwd, artifacts=cwd / "mlruns", env=env, log=server_out
+                )
         except BaseException:
             stop(sweep)
             if server is not None:

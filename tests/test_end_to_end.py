@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port, start_mlflow_server, stop
 
 QUICK = [
     "data=sst2",
@@ -174,47 +174,12 @@ def test_failure_after_the_run_started_marks_it_failed(first_run, workdir, tmp_p
     assert "nowhere" in failed.data.tags["error"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_real_mlflow_server_serves_the_run(first_run, workdir):
     cwd, _ = workdir
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{cwd / 'mlflow.db'}",
-        ],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_mlflow_server(cwd / "mlflow.db", port, cwd)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, "mlflow server exited"
-            assert time.time() < deadline, "mlflow server did not answer /health in 90 s"
-            time.sleep(0.5)
 
         def call(path: str, body: dict | None = None) -> dict:
             data = json.dumps(body).encode() if body is not None else None
@@ -235,5 +200,4 @@ def test_a_real_mlflow_server_serves_the_run(first_run, workdir):
         assert 0.0 <= metrics["test/accuracy"] <= 1.0
         assert {"val/accuracy", "val/f1", "train/loss"} <= set(metrics)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
