@@ -211,9 +211,8 @@ def print_plugins() -> None:
                 provider = f"{entry.provider} {version(entry.provider)}"
             except PackageNotFoundError:
                 provider = entry.provider
-            print(
-                f"  {entry.name:<16} {entry.cls.__module__}.{entry.cls.__qualname__}  [{provider}]"
-            )
+            where = entry.target.replace(":", ".")  # named, not imported
+            print(f"  {entry.name:<16} {where}  [{provider}]")
     for failure in failures:
         print(f"failed: plugin '{failure.name}' from '{failure.provider}': {failure.error}")
 

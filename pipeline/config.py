@@ -160,6 +160,16 @@ def register_core_configs() -> None:
     cs.store(name="task_base", node=TaskConfig())
 
 
+def component_configs(cfg: Any) -> dict[str, Any]:
+    """The validated config dataclass of every model component, by group (no torch)."""
+    from pipeline import registry
+
+    return {
+        group: registry.ALL[group].config_from(cfg[group])
+        for group in ("embedding", "encoder", "pooler", "head")
+    }
+
+
 def typed(schema: type, node: Any, prefix: str) -> Any:
     """Convert a composed node into its dataclass and check its bounds."""
     from omegaconf import OmegaConf

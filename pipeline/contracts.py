@@ -15,14 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from pipeline.registry import describe
-
-
-@dataclass
-class ComponentConfig:
-    """Base of every component config: ``name`` is the registry name Hydra selected."""
-
-    name: str = describe("registered name of the component (set by the group option)", "")
+from pipeline.registry import ComponentConfig  # noqa: F401  (re-exported for plugins)
 
 
 @dataclass

@@ -3,11 +3,21 @@
 A component is declared once: a class plus a config dataclass. Registering it stores the
 class here and the dataclass in Hydra's ConfigStore as an option of the registry's config
 group, so ``encoder=lstm encoder.hidden_size=256`` works with no YAML file.
+
+Two ways to register, same result:
+
+* ``@encoders.register("lstm", config=RNNConfig)`` on the class: simple, but the module
+  holding the class (and so torch) is imported when the plugin loads.
+* ``encoders.declare("lstm", RNNConfig, "my_pkg.rnn:LSTMEncoder")``: the config dataclass
+  is stored now; the class is imported the first time it is needed. A plugin whose configs
+  live in a module without torch then costs nothing at start-up, so ``--help`` and a
+  config error stay fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,14 +44,58 @@ def providing(provider: str) -> Iterator[None]:
         _current_provider = previous
 
 
-@dataclass(frozen=True)
 class Entry(Generic[T]):
-    """One registered component: its name, class, config dataclass and provider."""
+    """One registered component: its name, class, config dataclass and provider.
 
-    name: str
-    cls: type[T]
-    config: type
-    provider: str
+    ``cls`` may be given as a ``"module:QualName"`` string: the class is then imported on
+    first use of ``entry.cls``; ``entry.target`` names it without importing it.
+    """
+
+    def __init__(self, name: str, cls: type[T] | str, config: type, provider: str) -> None:
+        self.name = name
+        self.config = config
+        self.provider = provider
+        self._cls: type[T] | None = None if isinstance(cls, str) else cls
+        self.target = cls if isinstance(cls, str) else f"{cls.__module__}:{cls.__qualname__}"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the class is imported already."""
+        return self._cls is not None
+
+    @property
+    def cls(self) -> type[T]:
+        if self._cls is None:
+            self._cls = _import_target(self)
+        return self._cls
+
+    def __repr__(self) -> str:
+        return f"Entry({self.name!r}, {self.target!r}, provider={self.provider!r})"
+
+
+class PluginImportError(PipelineError):
+    """A declared component's class could not be imported."""
+
+
+def _import_target(entry: Entry[Any]) -> type:
+    """Import ``module:QualName``; a failure names the component and its provider."""
+    module_name, _, qualname = entry.target.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception as error:  # any failure inside the plugin's module
+        raise PluginImportError(
+            f"The component '{entry.name}' from '{entry.provider}' could not be loaded from "
+            f"{entry.target}: {type(error).__name__}: {error}. Reinstall or upgrade "
+            f"'{entry.provider}', or choose another component."
+        ) from error
+    if not isinstance(found, type):
+        raise PluginImportError(
+            f"The component '{entry.name}' from '{entry.provider}' is declared as "
+            f"{entry.target}, which is not a class. Fix the plugin's declare(...) call."
+        )
+    return found
 
 
 class DuplicateComponentError(PipelineError):
@@ -58,26 +112,41 @@ class Registry(Generic[T]):
 
     def register(self, name: str, config: type) -> Callable[[type[T]], type[T]]:
         """Class decorator: register ``cls`` under ``name`` with its config dataclass."""
-        if not dataclasses.is_dataclass(config):
-            raise TypeError(f"{self.kind} '{name}': config must be a dataclass, got {config!r}")
+        _check_config(self.kind, name, config)
 
         def decorator(cls: type[T]) -> type[T]:
-            if name in self._entries:
-                other = self._entries[name]
-                raise DuplicateComponentError(
-                    f"Two plugins register the {self.kind} '{name}': '{other.provider}' "
-                    f"({other.cls.__module__}.{other.cls.__qualname__}) and '{_current_provider}' "
-                    f"({cls.__module__}.{cls.__qualname__}). Uninstall one of them or rename "
-                    "its component."
-                )
-            self._entries[name] = Entry(name, cls, config, _current_provider)
-            node = config(name=name) if "name" in _field_names(config) else config()
-            ConfigStore.instance().store(
-                group=self.group, name=name, node=node, provider=_current_provider
-            )
+            declared = self._entries.get(name)
+            target = f"{cls.__module__}:{cls.__qualname__}"
+            if declared is not None and not declared.loaded and declared.target == target:
+                declared._cls = cls  # declared lazily, now imported: the same component
+                return cls
+            self._add(Entry(name, cls, config, _current_provider))
             return cls
 
         return decorator
+
+    def declare(self, name: str, config: type, target: str) -> None:
+        """Register ``name`` now, its class (``"module:QualName"``) imported on first use."""
+        _check_config(self.kind, name, config)
+        if target.count(":") != 1 or not all(target.split(":")):
+            raise TypeError(f"{self.kind} '{name}': target must be 'module:QualName': {target!r}")
+        self._add(Entry(name, target, config, _current_provider))
+
+    def _add(self, entry: Entry[T]) -> None:
+        """Store the entry and its config node; a name taken by another is an error."""
+        if entry.name in self._entries:
+            other = self._entries[entry.name]
+            raise DuplicateComponentError(
+                f"Two plugins register the {self.kind} '{entry.name}': '{other.provider}' "
+                f"({other.target}) and '{entry.provider}' ({entry.target}). Uninstall one of "
+                "them or rename its component."
+            )
+        self._entries[entry.name] = entry
+        config = entry.config
+        node = config(name=entry.name) if "name" in _field_names(config) else config()
+        ConfigStore.instance().store(
+            group=self.group, name=entry.name, node=node, provider=entry.provider
+        )
 
     def get(self, name: str) -> Entry[T]:
         """The entry for ``name``; an unknown name lists the known ones and the closest."""
@@ -119,6 +188,11 @@ class Registry(Generic[T]):
         return config
 
 
+def _check_config(kind: str, name: str, config: type) -> None:
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"{kind} '{name}': config must be a dataclass, got {config!r}")
+
+
 def _field_names(config: type) -> set[str]:
     return {f.name for f in dataclasses.fields(config)}
 
@@ -154,6 +228,16 @@ def describe(help_text: str, default: Any = dataclasses.MISSING, **bounds: Any) 
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass
+class ComponentConfig:
+    """Base of every component config: ``name`` is the registry name Hydra selected.
+
+    It lives here, not in ``pipeline.contracts``, so that config modules need no torch.
+    """
+
+    name: str = describe("registered name of the component (set by the group option)", "")
 
 
 # The registries every plugin fills. The core builds components only through these.

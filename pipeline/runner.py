@@ -19,9 +19,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import __version__
-from pipeline.config import OptimizerConfig, TaskConfig, TrackingConfig, TrainerConfig, typed
+from pipeline.config import (
+    OptimizerConfig,
+    TaskConfig,
+    TrackingConfig,
+    TrainerConfig,
+    component_configs,
+    typed,
+)
 from pipeline.errors import PipelineError
-from pipeline.interrupts import TrainingInterrupted
 
 
 @dataclass
@@ -152,16 +158,17 @@ def run(cfg: DictConfig) -> RunResult:
     tracking_cfg = typed(TrackingConfig, cfg.tracking, "tracking")
     task = typed(TaskConfig, cfg.task, "task")
     from pipeline import registry
-    from pipeline.stages.model import component_configs
 
     data_cfg = data_config(cfg, task)
     check_monitor(trainer.monitor, task.type)
     component_configs(cfg)
     registry.tokenizers.config_from(cfg.tokenizer)
 
+    # Valid: only now the heavy imports (torch, mlflow), so a config error stays fast.
     import torch
 
     from pipeline import distributed
+    from pipeline.interrupts import TrainingInterrupted
     from pipeline.tracking import make_tracker
 
     job, device = distributed.setup(trainer.device)

@@ -79,13 +79,15 @@ def _entry_for(encoder: str | type, config: Any) -> registry.Entry:
 
             load_plugins()
         return registry.encoders.get(encoder)
+    target = f"{encoder.__module__}:{encoder.__qualname__}"
     for entry in registry.encoders.entries():
-        if entry.cls is encoder:
+        if entry.target == target and entry.cls is encoder:  # imports only that one
             return entry
     if config is None:
         raise ValueError(
             f"{encoder.__qualname__} is not registered: decorate it with "
-            "@encoders.register(name, config=...), or pass its config to check_encoder."
+            "@encoders.register(name, config=...) (or declare it), or pass its config to "
+            "check_encoder."
         )
     name = getattr(config, "name", "") or encoder.__qualname__
     return registry.Entry(name, encoder, type(config), provider="(not registered)")

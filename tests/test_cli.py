@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def cli(*args: str, cwd=None, env_extra: dict[str, str] | None = None):
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
@@ -47,6 +49,36 @@ def test_plugins_lists_components_with_their_provider():
     assert done.returncode == 0, done.stderr
     assert "plugins.encoders.rnn.LSTMEncoder" in done.stdout
     assert "[seqpipe " in done.stdout  # the distribution that provides the built-ins
+
+
+#: ``python -m pipeline ARGS``, then whether torch was imported, printed as the process exits.
+IMPORTS_TORCH = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules))\n"
+    "from pipeline.__main__ import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("encoder=lsmt",), ("encoder.hidden_size=-3", "tracking=none")],
+    ids=["help", "unknown-option", "out-of-range"],
+)
+def test_help_and_config_errors_never_import_torch(args, tmp_path):
+    """Start-up stays fast (the issue: under 3 s) because torch, about 2 s of imports here,
+    loads only once a run is valid: built-in components are declared, imported on use."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTS_TORCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == (0 if args == ("--help",) else 2), done.stderr
+    assert "torch imported: False" in done.stdout, done.stdout[-500:] + done.stderr
 
 
 # Bad input (unknown options and keys, wrong types, out-of-range values, missing data, ...):

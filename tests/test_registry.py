@@ -67,3 +67,69 @@ def test_config_from_rejects_unknown_keys():
     assert reg.config_from({"name": "alpha", "size": 3}).size == 3
     with pytest.raises(ConfigError, match="Unknown key test_toy_keys.sise.*Did you mean 'size'"):
         reg.config_from({"name": "alpha", "sise": 3})
+
+
+# -- declare: the class is imported on first use ------------------------------------------
+
+
+def write_module(folder, name: str, body: str, monkeypatch) -> None:
+    (folder / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(folder))
+
+
+def test_declare_stores_the_config_and_imports_the_class_on_first_use(tmp_path, monkeypatch):
+    import sys
+
+    write_module(
+        tmp_path, "lazy_toy_mod", "class Deep:\n    class Inner:\n        pass\n", monkeypatch
+    )
+    reg = Registry("toy", "test_toy_lazy")
+    with providing("lazy-dist"):
+        reg.declare("beta", ToyConfig, "lazy_toy_mod:Deep.Inner")
+    node = ConfigStore.instance().repo["test_toy_lazy"]["beta.yaml"].node
+    assert node.name == "beta" and node.size == 4
+    entry = reg.get("beta")
+    assert not entry.loaded and "lazy_toy_mod" not in sys.modules  # named, not imported
+    assert entry.target == "lazy_toy_mod:Deep.Inner" and entry.provider == "lazy-dist"
+    assert entry.cls is sys.modules["lazy_toy_mod"].Deep.Inner and entry.loaded
+
+
+@pytest.mark.parametrize(
+    "body, target, message",
+    [
+        ("raise RuntimeError('boom')\n", "lazy_bad_a:Thing", "RuntimeError: boom"),
+        ("", "lazy_bad_b:Missing", "AttributeError"),
+        ("thing = 3\n", "lazy_bad_c:thing", "which is not a class"),
+    ],
+)
+def test_a_declared_class_that_cannot_load_names_component_and_provider(
+    tmp_path, monkeypatch, body, target, message
+):
+    from pipeline.registry import PluginImportError
+
+    write_module(tmp_path, target.split(":")[0], body, monkeypatch)
+    reg = Registry("toy", "test_toy_lazy_bad")
+    with providing("broken-dist"):
+        reg.declare("gamma", ToyConfig, target)
+    with pytest.raises(PluginImportError) as err:
+        _ = reg.get("gamma").cls
+    assert "'gamma' from 'broken-dist'" in str(err.value) and message in str(err.value)
+
+
+def test_declare_rejects_a_target_without_module_and_class():
+    with pytest.raises(TypeError, match="module:QualName"):
+        Registry("toy", "test_toy_target").declare("delta", ToyConfig, "just_a_module")
+
+
+class Declared:
+    """A module-level class, declared by name and then decorated (next test)."""
+
+
+def test_decorating_a_declared_class_binds_it_and_another_class_is_a_duplicate():
+    reg = Registry("toy", "test_toy_both")
+    reg.declare("eps", ToyConfig, f"{__name__}:Declared")
+    # The module holding a declared class may decorate it too: the same component.
+    assert reg.register("eps", config=ToyConfig)(Declared) is Declared
+    assert reg.get("eps").cls is Declared
+    with pytest.raises(DuplicateComponentError, match="'eps'"):
+        reg.register("eps", config=ToyConfig)(type("Other", (), {}))

@@ -11,6 +11,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from pipeline import registry
+from pipeline.config import component_configs
 from pipeline.errors import ConfigError
 
 
@@ -30,14 +31,6 @@ class SequenceClassifier(nn.Module):
         x = self.embedding(ids)  # [B, T, E]
         output = self.encoder(x, mask)  # sequence [B, T, H]
         return self.head(self.pooler(output, mask))  # [B, H'] -> [B, C]
-
-
-def component_configs(cfg: Any) -> dict[str, Any]:
-    """The validated config dataclass of every model component, by group."""
-    return {
-        group: registry.ALL[group].config_from(cfg[group])
-        for group in ("embedding", "encoder", "pooler", "head")
-    }
 
 
 def build_model(cfg: Any, vocab_size: int, pad_id: int, num_classes: int) -> SequenceClassifier:

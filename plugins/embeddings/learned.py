@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, Embedding
-from pipeline.registry import describe, embeddings
+from pipeline.contracts import Embedding
+from plugins.embeddings.configs import LearnedEmbeddingConfig
 
 
-@dataclass
-class LearnedEmbeddingConfig(ComponentConfig):
-    dim: int = describe("embedding vector size", 128, min=1)
-    dropout: float = describe(
-        "dropout on embedded tokens", 0.25, min=0.0, max=1.0, max_exclusive=True
-    )
-
-
-@embeddings.register("learned", config=LearnedEmbeddingConfig)
 class LearnedEmbedding(Embedding):
     """``nn.Embedding`` with the padding row fixed at zero, then dropout."""
 

@@ -7,23 +7,16 @@ weights as ``attention`` [B, T] for heatmaps. The default ``pooler=auto`` uses `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
 
 from pipeline.contracts import EncoderOutput
-from pipeline.registry import describe, encoders
-from plugins.encoders.rnn import LSTMEncoder, RNNConfig
+from plugins.encoders.configs import LSTMAttentionConfig
+from plugins.encoders.rnn import LSTMEncoder
 from plugins.poolers.attention import AdditiveAttention
 
 
-@dataclass
-class LSTMAttentionConfig(RNNConfig):
-    attention_size: int = describe("size of the attention's hidden layer", 128, min=1)
-
-
-@encoders.register("lstm_attention", config=LSTMAttentionConfig)
 class LSTMAttentionEncoder(LSTMEncoder):
     """LSTM, then attention over its steps: ``pooled`` [B, H] and ``attention`` [B, T]."""
 

@@ -13,45 +13,16 @@ sees its own zero padding. Output padding steps are zeroed afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, Encoder, EncoderOutput
-from pipeline.errors import ConfigError
-from pipeline.registry import describe, encoders
+from pipeline.contracts import Encoder, EncoderOutput
+from plugins.encoders.configs import CNNConfig
 
 
-@dataclass
-class CNNConfig(ComponentConfig):
-    widths: list[int] = describe(
-        "filter widths (tokens per window); one convolution per width", [3, 4, 5]
-    )
-    channels: int = describe("filters (output features) per width", 100, min=1)
-    dropout: float = describe(
-        "dropout on the concatenated feature maps", 0.0, min=0.0, max=1.0, max_exclusive=True
-    )
-
-    def __post_init__(self) -> None:
-        # Runs in ``config_from`` before any data is read.
-        widths = list(self.widths) if self.widths is not None else []
-        if not widths:
-            raise ConfigError(
-                "encoder.widths is empty: give at least one filter width, "
-                "e.g. encoder.widths=[3,4,5]."
-            )
-        bad = [w for w in widths if isinstance(w, bool) or not isinstance(w, int) or w < 1]
-        if bad:
-            raise ConfigError(
-                f"encoder.widths={widths} has an invalid width {bad[0]!r}: every width must "
-                "be an integer >= 1, e.g. encoder.widths=[3,4,5]."
-            )
-
-
-@encoders.register("cnn", config=CNNConfig)
 class CNNEncoder(Encoder):
     """Parallel convolutions of several widths, ReLU, concatenated per step."""
 

@@ -9,25 +9,14 @@ On CPU this keeps the fused padded kernel, which is ~2.5x faster than packed seq
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, Encoder, EncoderOutput
+from pipeline.contracts import Encoder, EncoderOutput
 from pipeline.masking import at_last_token, lengths_of, reverse_within_length
-from pipeline.registry import describe, encoders
-
-
-@dataclass
-class RNNConfig(ComponentConfig):
-    hidden_size: int = describe("hidden units per direction", 128, min=1)
-    num_layers: int = describe("stacked recurrent layers", 1, min=1)
-    bidirectional: bool = describe("also read each sequence right to left", False)
-    dropout: float = describe(
-        "dropout between stacked layers", 0.0, min=0.0, max=1.0, max_exclusive=True
-    )
+from plugins.encoders.configs import RNNConfig
 
 
 class RecurrentEncoder(Encoder):
@@ -77,21 +66,18 @@ class RecurrentEncoder(Encoder):
         return EncoderOutput(sequence=sequence, final=torch.cat(finals, dim=1), state=new_state)
 
 
-@encoders.register("lstm", config=RNNConfig)
 class LSTMEncoder(RecurrentEncoder):
     """Long short-term memory (Hochreiter & Schmidhuber 1997), torch's fused kernels."""
 
     rnn_class = nn.LSTM
 
 
-@encoders.register("gru", config=RNNConfig)
 class GRUEncoder(RecurrentEncoder):
     """Gated recurrent unit (Cho et al. 2014)."""
 
     rnn_class = nn.GRU
 
 
-@encoders.register("rnn", config=RNNConfig)
 class ElmanEncoder(RecurrentEncoder):
     """Vanilla (Elman) RNN with tanh."""
 

@@ -44,34 +44,16 @@ sequence length, as the loop is unrolled over T. Neither is worth it: no compile
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.registry import describe, encoders
-from plugins.encoders.rnn import RecurrentEncoder, RNNConfig
+from plugins.encoders.configs import ScratchLSTMConfig
+from plugins.encoders.rnn import RecurrentEncoder
 
 __all__ = ["ScratchLSTMConfig", "ScratchLSTMEncoder", "ScratchLSTMLayer", "lstm_recurrence"]
-
-
-@dataclass
-class ScratchLSTMConfig(RNNConfig):
-    peepholes: bool = describe(
-        "peephole connections (Gers & Schmidhuber): the input and forget gates see c_{t-1}, "
-        "the output gate sees c_t, through diagonal weights",
-        False,
-    )
-    forget_bias: float = describe(
-        "added to the forget gate's bias at initialisation (1.0 is the common choice)", 0.0
-    )
-    layer_norm: bool = describe(
-        "layer-normalise each gate's pre-activations and the cell before the output tanh "
-        "(Ba et al. 2016)",
-        False,
-    )
 
 
 def gate_norm(x: Tensor, gain: Tensor, eps: float) -> Tensor:
@@ -266,7 +248,6 @@ class ScratchLSTMLayer(nn.Module):
         return ", ".join(extras)
 
 
-@encoders.register("scratch_lstm", config=ScratchLSTMConfig)
 class ScratchLSTMEncoder(RecurrentEncoder):
     """The LSTM from its gate equations, with optional peepholes and layer norm; stacked
     and bidirectional exactly like ``lstm``, whose weights it loads."""

@@ -27,65 +27,14 @@ Exact under padding:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, Encoder, EncoderOutput
+from pipeline.contracts import Encoder, EncoderOutput
 from pipeline.errors import ConfigError
-from pipeline.registry import describe, encoders
-
-
-@dataclass
-class TransformerConfig(ComponentConfig):
-    d_model: int = describe(
-        "width of every layer (the input is projected to it unless it already has it)",
-        128,
-        min=1,
-    )
-    nhead: int = describe("attention heads per layer (must divide d_model)", 4, min=1)
-    num_layers: int = describe("stacked self-attention layers", 2, min=1)
-    dim_feedforward: int = describe("hidden units of each layer's feed-forward block", 256, min=1)
-    dropout: float = describe(
-        "dropout on positions, attention weights and sub-layer outputs",
-        0.1,
-        min=0.0,
-        max=1.0,
-        max_exclusive=True,
-    )
-    positions: str = describe(
-        "absolute positions added to the input: fixed sinusoids or a learned table",
-        "sinusoidal",
-        choices=["sinusoidal", "learned"],
-    )
-    max_positions: int = describe(
-        "rows of the learned position table: the longest sequence it accepts (learned only)",
-        1024,
-        min=1,
-    )
-    norm_first: bool = describe(
-        "pre-LayerNorm layers (more stable to train) plus a final LayerNorm; "
-        "false: the original post-LayerNorm",
-        True,
-    )
-
-    def __post_init__(self) -> None:
-        # Runs in ``config_from`` before any data is read. Bounds (min, choices) are checked
-        # right after; guard here only against what would crash this check itself.
-        if (
-            isinstance(self.d_model, int)
-            and isinstance(self.nhead, int)
-            and self.nhead >= 1
-            and self.d_model % self.nhead != 0
-        ):
-            raise ConfigError(
-                f"encoder.d_model={self.d_model} is not divisible by encoder.nhead="
-                f"{self.nhead}: each head gets d_model / nhead features. Pick a d_model that "
-                f"is a multiple of nhead (e.g. encoder.d_model="
-                f"{max(self.nhead, self.d_model // self.nhead * self.nhead)})."
-            )
+from plugins.encoders.configs import TransformerConfig
 
 
 def sinusoids(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -99,7 +48,6 @@ def sinusoids(length: int, dim: int, device: torch.device, dtype: torch.dtype) -
     return table.to(dtype)
 
 
-@encoders.register("transformer", config=TransformerConfig)
 class TransformerEncoder(Encoder):
     """Self-attention layers over the real tokens of each row."""
 

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, Head
-from pipeline.registry import describe, heads
+from pipeline.contracts import Head
+from plugins.heads.configs import ClassifierConfig
 
 
-@dataclass
-class ClassifierConfig(ComponentConfig):
-    hidden_size: int = describe("size of a hidden layer before the output; 0 for none", 0, min=0)
-    dropout: float = describe(
-        "dropout before each linear layer", 0.3, min=0.0, max=1.0, max_exclusive=True
-    )
-
-
-@heads.register("classifier", config=ClassifierConfig)
 class ClassifierHead(Head):
     """Dropout -> [Linear -> ReLU -> Dropout] -> Linear."""
 

@@ -9,32 +9,13 @@ saves vocab_size x emb_dim parameters and usually lowers perplexity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, Head
+from pipeline.contracts import Head
 from pipeline.errors import ConfigError
-from pipeline.registry import describe, heads
+from plugins.heads.configs import LMHeadConfig
 
 
-@dataclass
-class LMHeadConfig(ComponentConfig):
-    dropout: float = describe(
-        "dropout on the features before the output projection",
-        0.0,
-        min=0.0,
-        max=1.0,
-        max_exclusive=True,
-    )
-    tie_weights: bool = describe(
-        "share the embedding table as the output weights (Press & Wolf 2017); when the "
-        "embedding and encoder sizes differ a bias-free projection bridges them",
-        False,
-    )
-
-
-@heads.register("lm", config=LMHeadConfig)
 class LMHead(Head):
     """Dropout -> [Linear(input_dim -> emb_dim, no bias) once tied] -> Linear(-> vocab).
 

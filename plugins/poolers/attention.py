@@ -7,13 +7,11 @@ zeros. The weights are returned by ``attend`` (and kept as ``last_weights``) for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-from pipeline.contracts import ComponentConfig, EncoderOutput, Pooler
-from pipeline.registry import describe, poolers
+from pipeline.contracts import EncoderOutput, Pooler
+from plugins.poolers.configs import AttentionPoolerConfig
 
 
 class AdditiveAttention(nn.Module):
@@ -36,12 +34,6 @@ class AdditiveAttention(nn.Module):
         return pooled, weights
 
 
-@dataclass
-class AttentionPoolerConfig(ComponentConfig):
-    attention_size: int = describe("size of the attention's hidden layer", 128, min=1)
-
-
-@poolers.register("attention", config=AttentionPoolerConfig)
 class AttentionPooler(Pooler):
     """Learned weighted average of the encoder's steps (weights over real tokens only)."""
 

@@ -7,22 +7,14 @@ no second override, while ``pooler=max`` (or any other) always means what it say
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from pipeline.contracts import ComponentConfig, EncoderOutput, Pooler
+from pipeline.contracts import EncoderOutput, Pooler
 from pipeline.masking import at_last_token, lengths_of
-from pipeline.registry import poolers
+from plugins.poolers.configs import PoolerConfig  # noqa: F401  (its home before configs.py)
 
 
-@dataclass
-class PoolerConfig(ComponentConfig):
-    pass
-
-
-@poolers.register("last", config=PoolerConfig)
 class LastPooler(Pooler):
     """The encoder's own summary (``final``: both directions' true final states for a
     bidirectional RNN), else the output at each row's last real token."""
@@ -33,7 +25,6 @@ class LastPooler(Pooler):
         return at_last_token(output.sequence, lengths_of(mask))  # empty rows -> 0
 
 
-@poolers.register("mean", config=PoolerConfig)
 class MeanPooler(Pooler):
     """Average over real tokens (divides by the true length; zero-length rows give 0)."""
 
@@ -43,7 +34,6 @@ class MeanPooler(Pooler):
         return total / weights.sum(dim=1).clamp(min=1.0)
 
 
-@poolers.register("max", config=PoolerConfig)
 class MaxPooler(Pooler):
     """Element-wise max over real tokens (padding masked with -inf; zero-length rows give 0)."""
 
@@ -53,7 +43,6 @@ class MaxPooler(Pooler):
         return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
 
 
-@poolers.register("auto", config=PoolerConfig)
 class AutoPooler(MaxPooler):
     """The encoder's own pooled summary where it makes one (attention encoders), else max."""
 

@@ -18,8 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.contracts import ComponentConfig
-from pipeline.registry import describe, tokenizers
+from pipeline.registry import ComponentConfig, describe, tokenizers
 from plugins.tokenizers._common import (
     PAD_ID,
     SPECIALS,

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.contracts import ComponentConfig
 from pipeline.errors import ConfigError
-from pipeline.registry import describe, tokenizers
+from pipeline.registry import ComponentConfig, describe, tokenizers
 from plugins.tokenizers._common import (
     PAD,
     PAD_ID,

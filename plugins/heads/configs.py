@@ -1,0 +1,32 @@
+"""Configs of the heads in this package, with no torch import: the plugin loads them at
+start-up; each class is imported only when a run builds it (``declare`` in ``plugins``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.registry import ComponentConfig, describe
+
+
+@dataclass
+class ClassifierConfig(ComponentConfig):
+    hidden_size: int = describe("size of a hidden layer before the output; 0 for none", 0, min=0)
+    dropout: float = describe(
+        "dropout before each linear layer", 0.3, min=0.0, max=1.0, max_exclusive=True
+    )
+
+
+@dataclass
+class LMHeadConfig(ComponentConfig):
+    dropout: float = describe(
+        "dropout on the features before the output projection",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    tie_weights: bool = describe(
+        "share the embedding table as the output weights (Press & Wolf 2017); when the "
+        "embedding and encoder sizes differ a bias-free projection bridges them",
+        False,
+    )
