@@ -167,6 +167,14 @@ def check_overrides(argv: list[str]) -> None:
                     + _failed_plugins_hint(f"{key}={choice}")
                 )
     chosen = resolve_choices(explicit)
+    for group, options in chosen.items():  # a default or preset choice whose plugin failed
+        missing = [o for o in options if group in GROUPS and o not in group_options(group)]
+        if missing and group not in explicit:
+            raise ConfigError(
+                f"The default {group}={missing[0]} is not available (known: "
+                f"{', '.join(sorted(group_options(group))) or 'none'})."
+                + _failed_plugins_hint(f"{group}={missing[0]}")
+            )
     for key, value in plain:
         group, _, rest = key.partition(".")
         if group not in GROUPS or not rest:

@@ -91,3 +91,18 @@ def test_full_traceback_on_request(tmp_path):
     )
     assert done.returncode != 0
     assert "Traceback" in done.stderr
+
+
+def test_a_broken_builtin_install_is_one_error_not_a_traceback(tmp_path):
+    """If our own plugin module fails to import (a broken install), ``--help`` and a run
+    name the missing default and the plugin that failed, instead of Hydra's traceback."""
+    shadow = tmp_path / "site" / "plugins"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('simulated broken install')\n")
+    path = os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])
+    for args in (("--help",), ("tracking=none",)):
+        done = cli(*args, cwd=tmp_path, env_extra={"PYTHONPATH": path})
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "error: The default tokenizer=word is not available" in done.stderr
+        assert "plugin 'builtin' from 'seqpipe' failed to load" in done.stderr
