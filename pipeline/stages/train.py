@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,12 +93,32 @@ def optimizer_step(
     else:
         loss.backward()
     if grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        clip_gradients(model.parameters(), grad_clip)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
         optimizer.step()
+
+
+def clip_gradients(parameters: Iterable[nn.Parameter], max_norm: float) -> None:
+    """``clip_grad_norm_``, minus its rescaling pass on CPU when nothing needs clipping.
+
+    torch rescales every gradient by ``min(max_norm / (norm + 1e-6), 1)``, a full read and
+    write of each gradient even when that factor is exactly 1 (about 3% of a step of the
+    seed model). On CPU, reading the norm waits for nothing, so the pass is skipped when
+    the factor is 1: the result is bit-identical. On GPUs the check would stall the host,
+    so torch's own function runs there.
+    """
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return
+    if params[0].device.type != "cpu" or not hasattr(nn.utils, "get_total_norm"):  # torch<2.6
+        nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    total = nn.utils.get_total_norm([p.grad for p in params])
+    if not float(total) + 1e-6 <= max_norm:  # also NaN / inf: rescale, as torch does
+        nn.utils.clip_grads_with_norm_(params, max_norm, total)
 
 
 class NonFiniteWatch:
