@@ -5,11 +5,13 @@ differs); one MLflow run and one set of checkpoints are written, by rank 0."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SMALL = [
     "task=sentiment",
@@ -52,29 +54,40 @@ def metrics(cwd: Path) -> tuple[object, dict[str, list[float]]]:
     return run, curves
 
 
-def test_two_processes_match_one_at_the_same_global_batch(tmp_path, env):
-    single, pair = tmp_path / "single", tmp_path / "pair"
-    single.mkdir(), pair.mkdir()
+def torchrun(*args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pipeline",
+        *args,
+    ]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, env) -> Path:
+    """The one-process run both tests compare with."""
+    cwd = tmp_path_factory.mktemp("single")
     one = subprocess.run(
         [sys.executable, "-m", "pipeline", *SMALL],
-        cwd=single,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert one.returncode == 0, one.stderr[-2000:]
+    return cwd
+
+
+def test_two_processes_match_one_at_the_same_global_batch(tmp_path, env, single):
+    pair = tmp_path / "pair"
+    pair.mkdir()
     two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "pipeline",
-            *SMALL,
-        ],
+        torchrun(*SMALL),
         cwd=pair,
         env=env,
         capture_output=True,
@@ -84,10 +97,58 @@ def test_two_processes_match_one_at_the_same_global_batch(tmp_path, env):
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
     assert two.stdout.count("== run finished") == 1  # rank 0 alone speaks
 
-    _, expected = metrics(single)
     run, got = metrics(pair)  # exactly one run in the store
     assert run.data.tags["world_size"] == "2"
+    assert_same_curves(got, metrics(single)[1])
+    assert len(list(pair.glob("outputs/*/*/best.pt"))) == 1
+
+
+def assert_same_curves(got: dict, expected: dict) -> None:
     assert set(got) == set(expected)
     for key, values in expected.items():
         assert got[key] == pytest.approx(values, abs=TOLERANCE), key
-    assert len(list(pair.glob("outputs/*/*/best.pt"))) == 1
+
+
+def test_sigterm_stops_both_processes_at_one_step_and_the_resumed_run_matches_one(
+    tmp_path, env, single
+):
+    """torchrun forwards SIGTERM to both workers; they agree on the step to stop at (polled
+    every STOP_POLL_STEPS steps), rank 0 saves last.pt with the epoch's partial sums over
+    both processes, and resuming under torchrun ends where the uninterrupted run ends."""
+    from pipeline.stages.train import STOP_POLL_STEPS
+
+    args = [a for a in SMALL if not a.startswith("trainer.progress=")]
+    args += ["trainer.progress=log", "trainer.log_every_n_steps=3"]  # the cue to send it
+    process = subprocess.Popen(
+        torchrun(*args),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out, sent = [], False
+    for line in process.stdout:
+        out.append(line)
+        if not sent and line.startswith("epoch 1/2 step 3/"):
+            process.send_signal(signal.SIGTERM)
+            sent = True
+    assert process.wait(timeout=120) != 0 and sent, "".join(out)[-3000:]
+    output = "".join(out)
+    assert f"stopped: Interrupted (SIGTERM) in epoch 1 after step {STOP_POLL_STEPS}" in output
+    (last,) = tmp_path.glob("outputs/*/*/last.pt")
+    saved = torch.load(last, weights_only=False)["resume"]
+    assert saved["step"] == STOP_POLL_STEPS and saved["seen"] == STOP_POLL_STEPS * 32
+
+    resumed = subprocess.run(
+        torchrun(*args, f"trainer.resume={last}"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    run, got = metrics(tmp_path)  # the same MLflow run, gone on with
+    assert run.info.status == "FINISHED"
+    assert_same_curves(got, metrics(single)[1])

@@ -60,6 +60,11 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+#: Under torchrun the processes agree on a stop request (SIGINT / SIGTERM) with an all-reduce,
+#: which makes the host wait for the device: it runs every this many steps, not every step.
+STOP_POLL_STEPS = 10
+
+
 def make_optimizer(params, cfg: OptimizerConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW / Adam / SGD, fused where torch supports it on this device."""
     params = list(params)
@@ -153,6 +158,12 @@ class NonFiniteWatch:
         )
 
 
+def epoch_sums(job: Distributed, loss_sum: torch.Tensor, seen: int) -> torch.Tensor:
+    """[summed loss, rows seen] so far this epoch, over every process (float64)."""
+    local = torch.stack([loss_sum.double(), loss_sum.new_tensor(seen, dtype=torch.float64)])
+    return job.sum(local)
+
+
 def check_finite(train_loss: float, epoch: int, checkpoint_dir: Path) -> None:
     """A NaN or infinite epoch loss stops training with the likely causes."""
     if not math.isfinite(train_loss):
@@ -244,8 +255,10 @@ def fit(
                 trainer.progress if job.is_main else "none",
                 trainer.log_every_n_steps,
             )
-            loss_sum = torch.full((), at.loss_sum if skip else 0.0, device=device)
-            seen = at.seen if skip else 0
+            # A resumed epoch's partial sums are over every process: rank 0 carries them.
+            carried = bool(skip) and job.is_main
+            loss_sum = torch.full((), at.loss_sum if carried else 0.0, device=device)
+            seen = at.seen if carried else 0
             before = at.seconds if skip else 0.0
             started = time.perf_counter()
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
@@ -264,15 +277,18 @@ def fit(
                     watch.check(loss_sum, step, epoch, checkpoint_dir)
                 seen += len(batch)
                 progress.step(len(batch), loss_sum)
-                requested = job.any(stop.requested, device) if job.enabled else stop.requested
+                requested = stop.requested
+                if job.enabled:  # every process stops at the same step, or none does
+                    requested = step % STOP_POLL_STEPS == 0 and job.any(requested, device)
                 if requested and step < len(order):
                     progress.close()
+                    partial = epoch_sums(job, loss_sum, seen).tolist()  # every process's rows
                     here = ResumePoint(
                         epoch=epoch,
                         step=step,
                         order_state=order_state,
-                        loss_sum=loss_sum.item(),
-                        seen=seen,
+                        loss_sum=partial[0],
+                        seen=int(partial[1]),
                         seconds=before + time.perf_counter() - started,
                         best_value=result.best_value,
                         best_epoch=result.best_epoch,
@@ -290,7 +306,7 @@ def fit(
             progress.close()
             watch.check(loss_sum, step if todo else skip, epoch, checkpoint_dir)
             if job.enabled:  # the whole epoch's loss, over every process's rows
-                totals = job.sum(torch.stack([loss_sum.double(), torch.tensor(seen).double()]))
+                totals = epoch_sums(job, loss_sum, seen)
                 loss_sum, seen = totals[0], int(totals[1])
             train_loss = (loss_sum / max(seen, 1)).item()
             check_finite(train_loss, epoch, checkpoint_dir)
