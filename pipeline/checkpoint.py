@@ -64,3 +64,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"Checkpoint {path} cannot be read ({type(exc).__name__}: {reason}). It may be "
             "truncated, or not a checkpoint of this pipeline; use another one."
         ) from None
+
+
+def load_weights(
+    model: torch.nn.Module, payload: dict[str, Any], path: Any, tokenizer: Any
+) -> None:
+    """Load a checkpoint's weights into the model its config describes; weights that do not
+    fit (the config or the tokenizer folder ``tokenizer`` belongs to another run) are one
+    error naming both, instead of torch's list of every mismatched tensor."""
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
+        raise PipelineError(
+            f"The weights in {path} do not fit the model its config describes with the tokenizer "
+            f"in {tokenizer} ({detail.rstrip('.')}). The checkpoint's config or the tokenizer "
+            "folder belongs to another run: use the best.pt and tokenizer/ that one run wrote."
+        ) from None

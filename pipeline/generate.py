@@ -125,7 +125,7 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
 
     path = Path(reference)
     if path.suffix == ".pt" or path.is_file():
-        from pipeline.checkpoint import load_checkpoint
+        from pipeline.checkpoint import load_checkpoint, load_weights
         from pipeline.plugins import load_plugins
         from pipeline.stages.model import build_language_model
 
@@ -153,17 +153,7 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
         model = build_language_model(
             OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id
         )
-        try:
-            model.load_state_dict(payload["model"])
-        except RuntimeError as exc:
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
-            raise PipelineError(
-                f"The weights in {path} do not fit the model its config describes with the "
-                f"tokenizer in {payload['tokenizer_dir']} ({detail.rstrip('.')}). The checkpoint's "
-                "config or the tokenizer folder belongs to another run: use the best.pt and "
-                "tokenizer/ that one run wrote."
-            ) from None
+        load_weights(model, payload, path, payload["tokenizer_dir"])
         return model, tokenizer
 
     import mlflow

@@ -218,7 +218,7 @@ def classifier_from_checkpoint(
     """
     from omegaconf import OmegaConf
 
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.checkpoint import load_checkpoint, load_weights
     from pipeline.config import register_core_configs
     from pipeline.plugins import load_plugins
     from pipeline.stages.model import build_model
@@ -246,16 +246,7 @@ def classifier_from_checkpoint(
     model = build_model(
         OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id, len(labels)
     )
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
-        raise PipelineError(
-            f"The weights in {path} do not fit the model its config describes with the tokenizer "
-            f"in {folder} ({detail.rstrip('.')}). The checkpoint's config or the tokenizer "
-            "folder belongs to another run: use the best.pt and tokenizer/ that one run wrote."
-        ) from None
+    load_weights(model, payload, path, folder)
     max_length = (config.get("data") or {}).get("max_length")
     return TrainedClassifier(
         model=model.eval(),
