@@ -168,11 +168,14 @@ def check_overrides(argv: list[str]) -> None:
                 )
     chosen = resolve_choices(explicit)
     for group, options in chosen.items():  # a default or preset choice whose plugin failed
-        missing = [o for o in options if group in GROUPS and o not in group_options(group)]
-        if missing and group not in explicit:
+        if group in explicit or group not in GROUPS:
+            continue  # the command line's own choices were checked above
+        known = group_options(group)
+        missing = [o for o in options if o not in known]
+        if missing:
             raise ConfigError(
                 f"The default {group}={missing[0]} is not available (known: "
-                f"{', '.join(sorted(group_options(group))) or 'none'})."
+                f"{', '.join(sorted(known)) or 'none'})."
                 + _failed_plugins_hint(f"{group}={missing[0]}")
             )
     for key, value in plain:
