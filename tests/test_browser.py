@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, launch_mlflow_server
+from tests.servers import answers, free_port, launch_mlflow_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -164,13 +164,7 @@ def ui(tmp_path_factory, data_dir, hf_cache) -> Iterator[tuple[Sweep, str]]:
             raise
     try:
         deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
+        while not answers(f"{base}/health"):
             assert server.poll() is None, f"mlflow server exited:\n{tail(server_log)}"
             assert time.monotonic() < deadline, (
                 f"mlflow server did not answer /health in 90 s:\n{tail(server_log)}"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PipelineError
+from tests.servers import answers
 from tests.test_end_to_end import QUICK, free_port, run_pipeline
 
 REGISTERED = "sst2-serving-test"
@@ -161,13 +162,7 @@ def test_mlflow_models_serve_answers_invocations(trained):
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
+        while not answers(f"{base}/ping"):
             assert server.poll() is None, "mlflow models serve exited"
             assert time.time() < deadline, "mlflow models serve did not answer /ping in 180 s"
             time.sleep(0.5)
