@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.batching import batch_order
+from pipeline.data.batching import batch_order
 from plugins.encoders.rnn import LSTMEncoder, RNNConfig
 
 EMBED, HIDDEN, BATCH, ROWS = 128, 128, 32, 1024

@@ -251,7 +251,7 @@ def compose(overrides: Sequence[str]) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
-    from pipeline.config import register_core_configs
+    from pipeline.config.schemas import register_core_configs
     from pipeline.plugins import load_plugins
 
     load_plugins()
@@ -265,7 +265,7 @@ class TokenIds:
     """A composed config's data as the pipeline's training sees it."""
 
     cfg: Any
-    splits: dict[str, Any]  # name -> pipeline.batching.EncodedSplit
+    splits: dict[str, Any]  # name -> pipeline.data.batching.EncodedSplit
     texts: dict[str, list[str]]
     tokenizer: Any
     num_classes: int
@@ -274,10 +274,10 @@ class TokenIds:
 
 def imdb_token_ids(overrides: Sequence[str], splits: Sequence[str] = ("train",)) -> TokenIds:
     """Load IMDb, fit the tokenizer on train and tokenize, exactly as the runner does
-    (``pipeline.runner._run_stages``), for the config ``overrides`` compose."""
-    from pipeline.batching import EncodedSplit
-    from pipeline.stages.data import load_data
-    from pipeline.stages.tokenize import fit_tokenizer, tokenize
+    (``pipeline.run.runner._run_stages``), for the config ``overrides`` compose."""
+    from pipeline.data.batching import EncodedSplit
+    from pipeline.data.labelled import load_data
+    from pipeline.data.tokenize import fit_tokenizer, tokenize
 
     with Timer() as timer:
         cfg = compose(overrides)

@@ -51,8 +51,8 @@ def checkpoint_as_pyfunc(path: Path, workdir: Path) -> tuple[str, str]:
     """Log a checkpoint as the pipeline's pyfunc model (as a run does) in a temporary store."""
     import mlflow
 
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.pyfunc_model import log_classifier_model
+    from pipeline.inference.pyfunc_model import log_classifier_model
+    from pipeline.model.checkpoint import load_checkpoint
 
     payload = load_checkpoint(path)
     tokenizer = Path(payload.get("tokenizer_dir") or path.parent / "tokenizer")
@@ -78,9 +78,9 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from pipeline.batching import batch_order, iterate_batches
-    from pipeline.stages.data import load_data, preset
-    from pipeline.tracking import quiet_mlflow
+    from pipeline.data.batching import batch_order, iterate_batches
+    from pipeline.data.labelled import load_data, preset
+    from pipeline.tracking.tracker import quiet_mlflow
 
     workdir = common.workdir(args, "inference")
     if args.model is None:

@@ -47,10 +47,10 @@ def checkpoint_seconds(workdir: Path, repeats: int) -> float:
     import torch
     import torch.nn.functional as F
 
-    from pipeline.checkpoint import save_atomic
-    from pipeline.config import OptimizerConfig, typed
-    from pipeline.stages.model import build_model
-    from pipeline.stages.train import make_optimizer
+    from pipeline.config.schemas import OptimizerConfig, typed
+    from pipeline.model.assembly import build_model
+    from pipeline.model.checkpoint import save_atomic
+    from pipeline.training.loop import make_optimizer
 
     cfg = common.compose([])
     vocab = int(cfg.tokenizer.vocab_size)
@@ -78,8 +78,8 @@ def main() -> None:
     args = common.setup(p.parse_args())
     calls = args.calls or (5 if args.quick else 20)
 
-    from pipeline.config import TrackingConfig
-    from pipeline.tracking import MlflowTracker
+    from pipeline.config.schemas import TrackingConfig
+    from pipeline.tracking.tracker import MlflowTracker
 
     workdir = common.workdir(args, "mlflow")
     overrides = [

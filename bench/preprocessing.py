@@ -8,7 +8,7 @@ process (so no in-process cache can help; only files on disk can):
 
     load_data(data=imdb)  ->  fit_tokenizer(tokenizer=word, train)  ->  tokenize(every split, 400)
 
-exactly as ``pipeline.runner`` calls them, with the config ``python -m pipeline`` composes.
+exactly as ``pipeline.run.runner`` calls them, with the config ``python -m pipeline`` composes.
 The first run reads the gzipped JSON Lines, fits the tokenizer and tokenizes every row;
 the second should find the converted data and the tokenized splits in the cache.
 
@@ -41,8 +41,8 @@ KEYS = ("load_s", "fit_s", "tokenize_s", "total_s", "import_s", "process_s")
 def child(overrides: list[str]) -> None:
     """One preprocessing run; prints its timings as one JSON line."""
     started = time.perf_counter()
-    from pipeline.stages.data import load_data
-    from pipeline.stages.tokenize import fit_tokenizer, tokenize
+    from pipeline.data.labelled import load_data
+    from pipeline.data.tokenize import fit_tokenizer, tokenize
 
     cfg = common.compose(overrides)
     imported = time.perf_counter()

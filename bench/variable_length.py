@@ -10,7 +10,7 @@ bidirectional, trained one epoch on the first ``--samples`` rows of the pipeline
 train split, two ways that differ only in the batches:
 
 * ``pad-to-max``: shuffled batches, every one padded to 400 steps (with its mask).
-* ``pipeline``: ``pipeline.batching.batch_order`` (length buckets of ``trainer.bucket_size``
+* ``pipeline``: ``pipeline.data.batching.batch_order`` (length buckets of ``trainer.bucket_size``
   batches) + ``iterate_batches`` (each batch cut to its longest row), as ``fit`` does.
 
 Two length distributions (``--lengths``, default both), the same token ids:
@@ -58,7 +58,7 @@ class Lengths:
     """One length distribution: the split cut to it and what describes it."""
 
     name: str
-    split: Any  # pipeline.batching.EncodedSplit: IMDb's ids, cut to these lengths
+    split: Any  # pipeline.data.batching.EncodedSplit: IMDb's ids, cut to these lengths
     info: dict[str, Any]
 
 
@@ -69,7 +69,7 @@ def pad_to_max(split, batch_size: int, width: int, generator) -> Iterator[Any]:
     """Shuffled batches, each padded to ``width`` steps."""
     import torch
 
-    from pipeline.batching import Batch, batch_order
+    from pipeline.data.batching import Batch, batch_order
 
     order = batch_order(split.lengths, batch_size, shuffle=True, bucket_size=1, generator=generator)
     ids = split.ids[:, :width]
@@ -85,7 +85,7 @@ def bucketed(split, batch_size: int, bucket_size: int, generator) -> Iterator[An
     """The pipeline's batches: length buckets, each batch cut to its longest row."""
     import torch
 
-    from pipeline.batching import batch_order, iterate_batches
+    from pipeline.data.batching import batch_order, iterate_batches
 
     order = batch_order(
         split.lengths, batch_size, shuffle=True, bucket_size=bucket_size, generator=generator
@@ -126,7 +126,7 @@ def uncut_log_sigma(tokenizer) -> tuple[float, int]:
     ``<unk>``), so the one fitted on ``--samples`` rows gives those of the full one."""
     import numpy as np
 
-    from pipeline.stages.data import load_data
+    from pipeline.data.labelled import load_data
 
     cfg = common.compose(["data.max_train_samples=null"])
     train = load_data(cfg.data, seed=int(cfg.seed)).splits["train"]
@@ -158,7 +158,7 @@ def cut_to(split, lengths, pad_id: int) -> Any:
     """``split`` with row i cut to min(its length, lengths[i]); the ids past it are padding."""
     import torch
 
-    from pipeline.batching import EncodedSplit
+    from pipeline.data.batching import EncodedSplit
 
     new = torch.minimum(split.lengths, lengths)
     keep = torch.arange(split.ids.size(1)).unsqueeze(0) < new.unsqueeze(1)
@@ -217,7 +217,7 @@ def train_epoch(model, optimizer, batches, rows: int, grad_clip: float) -> float
     """One pass over ``batches``; samples/s."""
     import torch.nn.functional as F
 
-    from pipeline.stages.train import optimizer_step
+    from pipeline.training.loop import optimizer_step
 
     model.train()
     start = time.perf_counter()
@@ -253,9 +253,9 @@ def model_and_optimizer(base: list[str], encoder: str, data) -> tuple[Any, Any]:
     """The composed default model (seeded) with ``encoder``, and its optimizer."""
     import torch
 
-    from pipeline.config import OptimizerConfig, typed
-    from pipeline.stages.model import build_model
-    from pipeline.stages.train import make_optimizer
+    from pipeline.config.schemas import OptimizerConfig, typed
+    from pipeline.model.assembly import build_model
+    from pipeline.training.loop import make_optimizer
 
     cfg = common.compose([*base, f"encoder.bidirectional={encoder == 'bilstm'}"])
     torch.manual_seed(0)
@@ -395,7 +395,7 @@ def main() -> None:
 
     import torch
 
-    from pipeline.config import TrainerConfig, typed
+    from pipeline.config.schemas import TrainerConfig, typed
 
     base = [f"data.max_train_samples={args.samples}"]
     data = common.imdb_token_ids(base)

@@ -16,32 +16,32 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.errors import PipelineError
 
     try:
-        from pipeline.config import register_core_configs
+        from pipeline.config.schemas import register_core_configs
         from pipeline.plugins import load_plugins
 
         load_plugins()
         register_core_configs()
         if argv[:1] == ["plugins"]:
-            from pipeline.cli import print_plugins
+            from pipeline.config.cli import print_plugins
 
             print_plugins()
             return
         if argv[:1] == ["generate"]:
-            from pipeline.generate import main as generate
+            from pipeline.inference.generate import main as generate
 
             generate(argv[1:])
             return
         if argv[:1] == ["predict"]:
-            from pipeline.predict import main as predict
+            from pipeline.inference.predict import main as predict
 
             predict(argv[1:])
             return
         if argv[:1] == ["evaluate"]:
-            from pipeline.evaluate_cli import main as evaluate
+            from pipeline.inference.evaluate import main as evaluate
 
             evaluate(argv[1:])
             return
-        from pipeline.cli import check_overrides, print_help
+        from pipeline.config.cli import check_overrides, print_help
 
         if ("--help" in argv or "-h" in argv) and "-m" not in argv and "--multirun" not in argv:
             print_help(argv)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"{exc.label}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    from pipeline.app import hydra_app
+    from pipeline.run.app import hydra_app
 
     sys.argv = [sys.argv[0], *argv]
     hydra_app()

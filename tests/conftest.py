@@ -16,7 +16,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from pipeline.config import register_core_configs
+    from pipeline.config.schemas import register_core_configs
     from pipeline.plugins import load_plugins
 
     load_plugins()

@@ -2,7 +2,7 @@
 looked at through Debian's Chromium driven by Playwright.
 
 Two shapes of sweep are accepted: the jobs as two top-level runs, or one parent run (named
-``sweep...``, tag ``pipeline.sweep=parent``) with the jobs nested under it
+``sweep...``, tag ``pipeline.run.sweep=parent``) with the jobs nested under it
 (``mlflow.parentRunId``). In the second shape the parent row is expanded so that the children
 show. Skipped only where the ``playwright`` package or ``/usr/bin/chromium`` is missing; set
 ``PIPELINE_TEST_SCREENSHOTS`` to keep the screenshots somewhere of your choosing.
@@ -67,7 +67,7 @@ SWEEP = [
 ENCODERS = {"lstm", "gru"}
 METRIC = "val/accuracy"
 TIMEOUT_MS = 60_000
-PARENT_TAG = "pipeline.sweep"
+PARENT_TAG = "pipeline.run.sweep"
 
 
 @dataclass

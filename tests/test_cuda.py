@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from pipeline.batching import EncodedSplit
-from pipeline.config import OptimizerConfig, TrainerConfig
-from pipeline.stages.model import build_model
-from pipeline.stages.train import autocast_dtype, fit, resolve_device
+from pipeline.config.schemas import OptimizerConfig, TrainerConfig
+from pipeline.data.batching import EncodedSplit
+from pipeline.model.assembly import build_model
+from pipeline.training.loop import autocast_dtype, fit, resolve_device
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

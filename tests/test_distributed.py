@@ -115,7 +115,7 @@ def test_sigterm_stops_both_processes_at_one_step_and_the_resumed_run_matches_on
     """torchrun forwards SIGTERM to both workers; they agree on the step to stop at (polled
     every STOP_POLL_STEPS steps), rank 0 saves last.pt with the epoch's partial sums over
     both processes, and resuming under torchrun ends where the uninterrupted run ends."""
-    from pipeline.stages.train import STOP_POLL_STEPS
+    from pipeline.training.loop import STOP_POLL_STEPS
 
     args = [a for a in SMALL if not a.startswith("trainer.progress=")]
     args += ["trainer.progress=log", "trainer.log_every_n_steps=3"]  # the cue to send it

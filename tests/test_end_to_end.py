@@ -125,7 +125,7 @@ def test_summary_names_metrics_checkpoint_run_and_ui(first_run):
 
 def test_checkpoints_are_written(first_run, workdir):
     cwd, _ = workdir
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.model.checkpoint import load_checkpoint
 
     (best,) = cwd.glob("outputs/*/*/best.pt")
     payload = load_checkpoint(best)

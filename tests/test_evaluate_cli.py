@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.evaluate_cli import align_labels, parse_args
+from pipeline.inference.evaluate import align_labels, parse_args
 
 
 def test_labels_match_by_name_case_or_prefix():

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import plugins.tokenizers.word as word_module
 from pipeline import registry
-from pipeline.batching import EncodedSplit, batch_order, iterate_batches
 from pipeline.contracts import EncoderOutput
+from pipeline.data.batching import EncodedSplit, batch_order, iterate_batches
 
 FAST = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

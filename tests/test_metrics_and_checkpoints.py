@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from pipeline.checkpoint import load_checkpoint, save_atomic
 from pipeline.errors import PipelineError
-from pipeline.metrics import accuracy, confusion_matrix, macro_f1
+from pipeline.model.checkpoint import load_checkpoint, save_atomic
+from pipeline.reporting.metrics import accuracy, confusion_matrix, macro_f1
 
 
 def test_confusion_accuracy_and_macro_f1():

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.batching import EncodedSplit
-from pipeline.checkpoint import load_checkpoint
-from pipeline.config import OptimizerConfig, TrainerConfig
+from pipeline.config.schemas import OptimizerConfig, TrainerConfig
+from pipeline.data.batching import EncodedSplit
 from pipeline.errors import PipelineError
-from pipeline.stages.train import fit
+from pipeline.model.checkpoint import load_checkpoint
+from pipeline.training.loop import fit
 
 
 class PoisonedAfter(nn.Module):

@@ -15,9 +15,11 @@ import torch
 from hydra import compose, initialize_config_module
 from PIL import Image
 
-from pipeline.batching import EncodedSplit
-from pipeline.metrics import macro_f1
-from pipeline.reports import (
+from pipeline.data.batching import EncodedSplit
+from pipeline.data.tokenize import fit_tokenizer
+from pipeline.model.assembly import build_model
+from pipeline.reporting.metrics import macro_f1
+from pipeline.reporting.reports import (
     ERROR_COLUMNS,
     attention_weights,
     attention_window,
@@ -28,8 +30,6 @@ from pipeline.reports import (
     worst_errors,
     write_classification_reports,
 )
-from pipeline.stages.model import build_model
-from pipeline.stages.tokenize import fit_tokenizer
 
 LABELS = ["negative", "positive"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.resume import config_differences
+from pipeline.run.resume import config_differences
 
 CLASSIFIER = [
     "data=sst2",

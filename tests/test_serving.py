@@ -132,7 +132,7 @@ print(json.dumps({{
 
 
 def test_mlflow_models_serve_answers_invocations(trained):
-    from pipeline.serving import load_classifier
+    from pipeline.inference.serving import load_classifier
 
     expected = load_classifier(trained["checkpoint"]).predict(TEXTS)
     port = free_port()
@@ -199,14 +199,14 @@ def test_mlflow_models_serve_answers_invocations(trained):
 
 
 def test_checkpoint_records_its_tokenizer(trained):
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.model.checkpoint import load_checkpoint
 
     payload = load_checkpoint(trained["checkpoint"])
     assert Path(payload["tokenizer_dir"]) == (trained["checkpoint"].parent / "tokenizer").resolve()
 
 
 def test_classifier_batches_by_length_and_keeps_the_input_order(trained):
-    from pipeline.serving import load_classifier
+    from pipeline.inference.serving import load_classifier
 
     classifier = load_classifier(trained["checkpoint"])
     assert classifier.labels == ["negative", "positive"]
@@ -230,7 +230,7 @@ def test_classifier_batches_by_length_and_keeps_the_input_order(trained):
 
 
 def test_loader_refuses_what_it_cannot_load(trained, tmp_path):
-    from pipeline.serving import load_classifier
+    from pipeline.inference.serving import load_classifier
 
     with pytest.raises(PipelineError, match="not a file"):
         load_classifier(tmp_path / "nope")
@@ -272,7 +272,7 @@ def test_predict_from_run_id_checkpoint_and_registry_agree(trained):
 def test_predict_reads_txt_csv_jsonl_and_writes_csv_jsonl(trained, tmp_path, capsys):
     import pandas as pd
 
-    from pipeline.predict import main
+    from pipeline.inference.predict import main
 
     model = f"model={trained['checkpoint']}"
     (tmp_path / "in.txt").write_text("\n".join(TEXTS))

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.sweep import (
+from pipeline.run.sweep import (
     best_child,
     child_name_suffix,
     fixed_overrides,
@@ -106,7 +106,7 @@ def assert_parent_with_children(cwd: Path, parent_name: str, children: set[str])
     runs = runs_by_name(cwd)
     parent = runs.pop(parent_name)
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["pipeline.sweep"] == "parent"
+    assert parent.data.tags["pipeline.run.sweep"] == "parent"
     assert set(runs) == children
     for child in runs.values():
         assert child.info.status == "FINISHED"

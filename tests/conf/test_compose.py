@@ -4,9 +4,15 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from pipeline import registry
-from pipeline.cli import GROUPS, group_options
-from pipeline.config import OptimizerConfig, TaskConfig, TrackingConfig, TrainerConfig, typed
-from pipeline.stages.model import component_configs
+from pipeline.config.cli import GROUPS, group_options
+from pipeline.config.schemas import (
+    OptimizerConfig,
+    TaskConfig,
+    TrackingConfig,
+    TrainerConfig,
+    typed,
+)
+from pipeline.model.assembly import component_configs
 
 CASES = [(group, option) for group in GROUPS for option in sorted(group_options(group))]
 
@@ -18,7 +24,7 @@ def compose_with(*overrides: str):
 
 def check(cfg) -> None:
     """Validate every section the way a run does before it starts."""
-    from pipeline.runner import data_config
+    from pipeline.run.runner import data_config
 
     typed(TrainerConfig, cfg.trainer, "trainer")
     typed(OptimizerConfig, cfg.optimizer, "optimizer")

@@ -85,7 +85,7 @@ def test_lstm_attention_pools_with_weights_over_real_tokens():
 def test_lstm_attention_is_used_by_the_default_pooler():
     from hydra import compose, initialize_config_module
 
-    from pipeline.stages.model import build_model
+    from pipeline.model.assembly import build_model
 
     with initialize_config_module(config_module="conf", version_base=None):
         cfg = compose(config_name="config", overrides=["encoder=lstm_attention"])

@@ -12,8 +12,8 @@ from torch import nn
 
 from pipeline import registry
 from pipeline.contracts import Tokenizer
+from pipeline.data.tokenize import fit_tokenizer, load_tokenizer
 from pipeline.errors import ConfigError
-from pipeline.stages.tokenize import fit_tokenizer, load_tokenizer
 from plugins.heads.lm import LMHead, LMHeadConfig
 from plugins.tokenizers.char import CharTokenizer, CharTokenizerConfig
 from plugins.tokenizers.word import WordTokenizer, WordTokenizerConfig

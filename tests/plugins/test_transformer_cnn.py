@@ -209,7 +209,7 @@ def test_bad_config_values_are_rejected(name, fields, message):
 
 
 def test_hydra_composes_both_encoders():
-    from pipeline.stages.model import build_model
+    from pipeline.model.assembly import build_model
 
     with initialize_config_module(config_module="conf", version_base=None):
         cnn_cfg = compose(config_name="config", overrides=["encoder=cnn", "encoder.widths=[2,3]"])

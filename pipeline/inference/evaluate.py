@@ -1,0 +1,287 @@
+"""Evaluate a trained classifier on another data set, recorded as a new MLflow run.
+
+    python -m pipeline evaluate model=<run id | runs:/... | models:/... | best.pt> data=sst2 \
+        [data.max_eval_samples=1000] [split=test] [batch_size=256] [device=auto] \
+        [tracking=none] [tracking.uri=http://...] [tracking.experiment=...]
+
+The data set is composed from its preset exactly as a training run composes it (Hydra's
+compose API over ``conf/``), so ``data.*`` overrides work as they do there. Its labels are
+matched to the model's by name: exactly, ignoring case, or where one is a prefix of the other
+(IMDb's ``neg``/``pos`` and SST-2's ``negative``/``positive``). Texts are cut to the
+model's training ``max_length``. The metrics (``<split>/accuracy``, ``/f1``, ``/loss``), a
+confusion matrix and the per-class report go to a new run in the model's experiment, tagged
+with the model's run id and linked to it in the run's description.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError, PipelineError, did_you_mean
+
+ARGS = ("model", "data", "split", "batch_size", "device", "tracking", "seed", "output_dir")
+
+
+@dataclass
+class EvaluateArgs:
+    model: str = ""
+    data: str = ""
+    split: str = "test"
+    batch_size: int = 256
+    device: str = "auto"
+    tracking: str = "mlflow"
+    seed: int = 42
+    output_dir: str = ""
+    data_overrides: list[str] = field(default_factory=list)
+    tracking_overrides: dict[str, str] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str]) -> EvaluateArgs:
+    """``key=value`` arguments; ``data.*`` and ``tracking.*`` pass through to their groups."""
+    args = EvaluateArgs()
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"evaluate takes key=value arguments, got '{item}'.")
+        if key.startswith("data."):
+            args.data_overrides.append(item)
+        elif key in ("tracking.uri", "tracking.experiment", "tracking.run_name"):
+            args.tracking_overrides[key.split(".", 1)[1]] = value
+        elif key in ARGS:
+            kind = type(getattr(args, key))
+            try:
+                setattr(args, key, kind(value))
+            except ValueError:
+                raise ConfigError(
+                    f"evaluate {key}={value!r}: expected a {kind.__name__}."
+                ) from None
+        else:
+            known = [*ARGS, "data.<key>", "tracking.uri", "tracking.experiment"]
+            raise ConfigError(f"Unknown argument {key} for evaluate. {did_you_mean(key, known)}")
+    if not args.model or not args.data:
+        raise ConfigError(
+            "evaluate needs model=<checkpoint | MLflow run id | runs:/<id>/model | "
+            "models:/<name>/<version>> and data=<preset>, e.g. "
+            "python -m pipeline evaluate model=outputs/.../best.pt data=sst2."
+        )
+    if args.split not in ("train", "validation", "test"):
+        raise ConfigError(f"evaluate split={args.split}: use train, validation or test.")
+    if args.tracking not in ("mlflow", "none"):
+        raise ConfigError(f"evaluate tracking={args.tracking}: use mlflow or none.")
+    if args.batch_size < 1:
+        raise ConfigError(f"evaluate batch_size={args.batch_size}: it must be >= 1.")
+    return args
+
+
+def compose_data(preset: str, overrides: list[str]) -> Any:
+    """The ``data`` node of ``data=<preset>`` plus overrides, composed as a training run would."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pipeline.config.cli import check_overrides
+
+    check_overrides([f"data={preset}", *overrides])
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base=None):
+        cfg = compose(config_name="config", overrides=[f"data={preset}", *overrides])
+    if cfg.data.get("type") == "corpus":
+        raise ConfigError(
+            f"data={preset} is a text corpus for language models; evaluate a classifier on a "
+            "labelled data set (data=imdb, sst2, mr, trec, ag_news or files)."
+        )
+    return cfg.data
+
+
+def _normal(label: str) -> str:
+    return label.strip().lower()
+
+
+def align_labels(model_labels: list[str], data_labels: list[str]) -> list[int]:
+    """For each data label, the id of the model label with the same meaning.
+
+    A data label matches a model label with the same name, ignoring case, or one that is a
+    prefix of the other (``neg`` ~ ``negative``); the match must be one-to-one.
+    """
+    model_norm = [_normal(m) for m in model_labels]
+    mapping: list[int] = []
+    for label in data_labels:
+        name = _normal(label)
+        exact = [i for i, m in enumerate(model_norm) if m == name]
+        prefix = [i for i, m in enumerate(model_norm) if m.startswith(name) or name.startswith(m)]
+        found = exact or prefix
+        if len(found) != 1:
+            break
+        mapping.append(found[0])
+    if len(mapping) != len(data_labels) or len(set(mapping)) != len(mapping):
+        raise PipelineError(
+            f"The data set's labels ({', '.join(data_labels)}) do not match the model's "
+            f"({', '.join(model_labels)}) by name. Rename the data set's labels in id order "
+            f"with data.label_names=[{','.join(model_labels[: len(data_labels)])}] (or map raw "
+            "values with data.label_map), so that each names one of the model's labels."
+        )
+    return mapping
+
+
+@dataclass
+class CrossEvaluation:
+    """Metrics of the model on one split of another data set."""
+
+    metrics: dict[str, float]
+    confusion: Any  # [C, C] over the model's labels
+    examples: int
+    seconds: float
+
+
+def evaluate_texts(
+    classifier: Any,
+    texts: list[str],
+    targets: list[int],
+    split: str,
+    *,
+    batch_size: int,
+    device: Any,
+) -> CrossEvaluation:
+    """Accuracy, macro-F1 and mean cross-entropy of ``classifier`` on labelled texts."""
+    import torch
+
+    from pipeline.reporting.metrics import accuracy, confusion_matrix, macro_f1
+
+    started = time.perf_counter()
+    probabilities = classifier.predict_proba(
+        texts, batch_size=batch_size, device=device, progress=len(texts) > 1000
+    )  # [N, C]
+    target = torch.tensor(targets, dtype=torch.long)
+    num_classes = len(classifier.labels)
+    confusion = confusion_matrix(probabilities.argmax(dim=1), target, num_classes)
+    picked = probabilities[torch.arange(len(targets)), target].clamp(min=1e-12)
+    loss = float(-picked.log().mean()) if len(targets) else math.nan
+    metrics = {
+        f"{split}/accuracy": accuracy(confusion),
+        f"{split}/f1": macro_f1(confusion),
+        f"{split}/loss": loss,
+    }
+    return CrossEvaluation(metrics, confusion, len(targets), time.perf_counter() - started)
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    from pipeline.data.labelled import load_data
+    from pipeline.inference.serving import load_classifier
+    from pipeline.training.loop import resolve_device
+
+    data_cfg = compose_data(args.data, args.data_overrides)
+    tracking_uri = args.tracking_overrides.get("uri", "")
+    if tracking_uri:
+        from pipeline.tracking.tracker import connect_client
+
+        connect_client(tracking_uri)  # an unreachable server fails here, before any work
+    classifier = load_classifier(args.model, tracking_uri)
+    data = load_data(data_cfg, seed=args.seed)
+    if args.split not in data.splits:
+        raise PipelineError(
+            f"data={args.data} has no {args.split} split ({', '.join(data.splits)}); choose one "
+            "with split=..."
+        )
+    mapping = align_labels(classifier.labels, data.labels)
+    rows = data.splits[args.split]
+    texts = list(rows["text"])
+    targets = [mapping[label] for label in rows["label"]]
+    device = resolve_device(args.device)
+    print(
+        f"evaluate: {args.model} ({len(classifier.labels)} labels) on data={args.data} "
+        f"{args.split}: {len(texts):,} texts from {data.source}",
+        flush=True,
+    )
+    result = evaluate_texts(
+        classifier, texts, targets, args.split, batch_size=args.batch_size, device=device
+    )
+    out_dir = Path(args.output_dir or f"outputs/evaluate/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    files = _write_reports(result, classifier.labels, out_dir)
+    run_id = None
+    if args.tracking == "mlflow":
+        run_id = _record(args, classifier, data_cfg, result, out_dir, files)
+    print(f"\n== evaluated {result.examples:,} texts in {result.seconds:.1f}s ==")
+    for key, value in sorted(result.metrics.items()):
+        print(f"  {key:<18} {value:.4f}")
+    print(f"  outputs            {out_dir}")
+    if run_id:
+        print(f"  mlflow run         {run_id} (model's run: {classifier.run_id or 'none'})")
+    sys.stdout.flush()
+
+
+def _write_reports(result: CrossEvaluation, labels: list[str], out_dir: Path) -> list[Path]:
+    import json
+
+    from pipeline.reporting.plots import confusion_matrix_plot
+    from pipeline.reporting.reports import classification_report, format_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = classification_report(result.confusion, labels)
+    (out_dir / "classification_report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "classification_report.txt").write_text(format_report(report))
+    plot = confusion_matrix_plot(result.confusion, labels, out_dir / "confusion_matrix.png")
+    return [out_dir / "classification_report.json", out_dir / "classification_report.txt", plot]
+
+
+def _record(
+    args: EvaluateArgs,
+    classifier: Any,
+    data_cfg: Any,
+    result: CrossEvaluation,
+    out_dir: Path,
+    files: list[Path],
+) -> str | None:
+    """A new run in the model's experiment, linked to the model's run."""
+    from pipeline.config.schemas import TrackingConfig
+    from pipeline.tracking.tracker import make_tracker
+
+    config = classifier.config or {}
+    trained_on = str(config.get("data", {}).get("name", "?"))
+    experiment = args.tracking_overrides.get("experiment") or str(
+        config.get("task", {}).get("name", "evaluate")
+    )
+    tracking = TrackingConfig(uri=args.tracking_overrides.get("uri") or None)
+    tracker = make_tracker(tracking, journal=out_dir / "tracking.jsonl")
+    encoder = str(config.get("encoder", {}).get("name", "model"))
+    name = args.tracking_overrides.get("run_name") or f"eval-{encoder}-{trained_on}-on-{args.data}"
+    tags = {
+        "pipeline.evaluate": "true",
+        "task": str(config.get("task", {}).get("name", "")),
+        "data": str(data_cfg.name),
+        "trained_on": trained_on,
+        "encoder": encoder,
+        "model": args.model,
+    }
+    if classifier.run_id:
+        tags["source_run_id"] = classifier.run_id
+    tracker.start(experiment, name, tags)
+    if classifier.run_id:
+        link = f"#/experiments/{tracker.experiment_id}/runs/{classifier.run_id}"
+        tracker.set_tags(
+            {
+                "mlflow.note.content": (
+                    f"Evaluation of the model of run [{classifier.run_id}]({link}) "
+                    f"(trained on {trained_on}) on data={args.data}, split {args.split}."
+                )
+            }
+        )
+    tracker.log_params(
+        {
+            "model": args.model,
+            "data.name": str(data_cfg.name),
+            "split": args.split,
+            "examples": result.examples,
+            "trained_on": trained_on,
+            **{o.split("=", 1)[0]: o.split("=", 1)[1] for o in args.data_overrides},
+        }
+    )
+    tracker.log_metrics(result.metrics)
+    for path in files:
+        tracker.log_artifact(path, "reports")
+    tracker.end("FINISHED")
+    return tracker.run_id

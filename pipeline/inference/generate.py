@@ -1,0 +1,201 @@
+"""Sample text from a trained language model.
+
+    python -m pipeline generate model=<checkpoint | MLflow run id | runs:/... | models:/...> \
+        prompt="the time traveller" max_tokens=200 temperature=0.8 top_k=40 seed=0
+
+The prompt warms the recurrent state up in one pass; then each sampled token is fed back
+with the state. Sampling: logits / temperature, optionally only the top_k most likely
+tokens, drawn with a seeded generator, so the same seed gives the same text.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.errors import ConfigError, PipelineError, did_you_mean
+
+
+@dataclass
+class GenerateArgs:
+    model: str = ""
+    prompt: str = ""
+    max_tokens: int = 200
+    temperature: float = 0.8
+    top_k: int = 0  # 0 = every token
+    seed: int = 0
+    device: str = "cpu"
+    tracking_uri: str = ""
+
+
+def parse_args(argv: list[str]) -> GenerateArgs:
+    """``key=value`` arguments, checked like the rest of the command line."""
+    args = GenerateArgs()
+    known = {f.name: f for f in fields(GenerateArgs)}
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"generate takes key=value arguments, got '{item}'.")
+        if key not in known:
+            raise ConfigError(f"Unknown argument {key} for generate. {did_you_mean(key, known)}")
+        kind = type(getattr(args, key))
+        try:
+            setattr(args, key, kind(value))
+        except ValueError:
+            raise ConfigError(f"generate {key}={value!r}: expected a {kind.__name__}.") from None
+    if not args.model:
+        raise ConfigError(
+            "generate needs model=<checkpoint path | MLflow run id | runs:/<id>/model | "
+            "models:/<name>/<version>>."
+        )
+    if args.temperature <= 0:
+        raise ConfigError(f"generate temperature={args.temperature}: it must be > 0.")
+    if args.max_tokens < 0 or args.top_k < 0:
+        raise ConfigError("generate max_tokens and top_k must be >= 0.")
+    return args
+
+
+def _strip_eos(ids: list[int], eos: int | None) -> list[int]:
+    return ids[:-1] if eos is not None and ids and ids[-1] == eos else ids
+
+
+def decode(tokenizer: Any, ids: list[int]) -> str:
+    """Text for ids; an end-of-sentence token becomes a line break."""
+    eos = getattr(tokenizer, "eos_id", None)
+    if eos is None:
+        return tokenizer.decode(ids)
+    lines, current = [], []
+    for i in ids:
+        if i == eos:
+            lines.append(tokenizer.decode(current))
+            current = []
+        else:
+            current.append(i)
+    return "\n".join([*lines, tokenizer.decode(current)])
+
+
+@torch.inference_mode()
+def sample(
+    model: nn.Module,
+    tokenizer: Any,
+    prompt: str,
+    *,
+    max_tokens: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> str:
+    """The prompt followed by ``max_tokens`` sampled tokens."""
+    device = torch.device(device)
+    ids = _strip_eos(tokenizer.encode_batch([prompt])[0], getattr(tokenizer, "eos_id", None))
+    if not ids:
+        raise ConfigError('generate needs a non-empty prompt (prompt="...").')
+    was_training = model.training
+    model.eval().to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    inputs = torch.tensor([ids], device=device)
+    logits, state = model(inputs, torch.ones_like(inputs, dtype=torch.bool))
+    out: list[int] = []
+    one = torch.ones(1, 1, dtype=torch.bool, device=device)
+    for _ in range(max_tokens):
+        scores = logits[0, -1].float() / temperature
+        scores[tokenizer.pad_id] = float("-inf")  # never emit padding
+        if top_k:
+            kth = torch.topk(scores, min(top_k, scores.numel())).values[-1]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        token = torch.multinomial(torch.softmax(scores, dim=0), 1, generator=generator)
+        out.append(int(token))
+        logits, state = model(token.view(1, 1), one, state)
+    model.train(was_training)
+    separator = getattr(tokenizer, "separator", " ")
+    continuation = decode(tokenizer, out)
+    glue = "" if continuation.startswith("\n") else separator
+    return decode(tokenizer, ids) + glue + continuation
+
+
+def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, Any]:
+    """(model, tokenizer) from a checkpoint file, an MLflow run id or a model URI."""
+    from pipeline.data.tokenize import load_tokenizer
+
+    path = Path(reference)
+    if path.suffix == ".pt" or path.is_file():
+        from pipeline.model.assembly import build_language_model
+        from pipeline.model.checkpoint import load_checkpoint, load_weights
+        from pipeline.plugins import load_plugins
+
+        load_plugins()
+        payload = load_checkpoint(path)
+        if not isinstance(payload, dict) or not {"model", "config", "tokenizer_dir"} <= set(
+            payload
+        ):
+            raise PipelineError(
+                f"{path} is not a language-model checkpoint of this pipeline (it lacks the "
+                "model, config or tokenizer). Use the best.pt or last.pt of a task=lm run."
+            )
+        config = payload["config"] if isinstance(payload["config"], dict) else {}
+        task = config.get("task") if isinstance(config.get("task"), dict) else {}
+        if task.get("type") != "language_model":
+            raise PipelineError(
+                f"{path} is a {task.get('type') or 'non-language-model'} checkpoint "
+                f"(task={task.get('name', '?')}); it predicts labels, not tokens, so it cannot "
+                "generate text. Label texts with it: python -m pipeline predict "
+                f'model={path} text="...", or train a language model with task=lm.'
+            )
+        tokenizer = load_tokenizer(payload["tokenizer_dir"])
+        from omegaconf import OmegaConf
+
+        model = build_language_model(
+            OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id
+        )
+        load_weights(model, payload, path, payload["tokenizer_dir"])
+        return model, tokenizer
+
+    import mlflow
+
+    from pipeline.tracking.tracker import quiet_mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    uri = reference if ":/" in reference else f"runs:/{reference}/model"
+    try:
+        if uri.startswith("runs:/"):
+            run_id = uri[len("runs:/") :].split("/")[0]
+        else:
+            run_id = mlflow.models.get_model_info(uri).run_id
+        with quiet_mlflow():
+            model = mlflow.pytorch.load_model(uri, map_location="cpu")
+            tokenizer_dir = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="tokenizer"
+            )
+    except Exception as exc:
+        raise PipelineError(
+            f"Cannot load the model {reference!r} from MLflow at {mlflow.get_tracking_uri()} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}). "
+            "Pass a checkpoint path, a run id of a language-model run, or set "
+            "tracking_uri=... to the store that holds it."
+        ) from None
+    return model, load_tokenizer(tokenizer_dir)
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    model, tokenizer = load_generator(args.model, args.tracking_uri)
+    from pipeline.training.loop import resolve_device
+
+    text = sample(
+        model,
+        tokenizer,
+        args.prompt,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+        device=resolve_device(args.device),
+    )
+    sys.stdout.write(text + "\n")

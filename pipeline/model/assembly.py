@@ -1,0 +1,92 @@
+"""Build the model: embedding -> encoder -> pooler -> head, each from its registry.
+
+Dimensions flow forward (the encoder's input is the embedding's output, and so on), so
+configs never repeat them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from pipeline import registry
+from pipeline.config.schemas import component_configs
+from pipeline.errors import ConfigError
+
+
+class SequenceClassifier(nn.Module):
+    """Token ids [B, T] + mask [B, T] -> class logits [B, C]."""
+
+    def __init__(
+        self, embedding: nn.Module, encoder: nn.Module, pooler: nn.Module, head: nn.Module
+    ) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.encoder = encoder
+        self.pooler = pooler
+        self.head = head
+
+    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
+        x = self.embedding(ids)  # [B, T, E]
+        output = self.encoder(x, mask)  # sequence [B, T, H]
+        return self.head(self.pooler(output, mask))  # [B, H'] -> [B, C]
+
+
+def build_model(cfg: Any, vocab_size: int, pad_id: int, num_classes: int) -> SequenceClassifier:
+    """Instantiate the classifier described by the composed config ``cfg``."""
+    configs = component_configs(cfg)
+    build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
+    embedding = build["embedding"](configs["embedding"], vocab_size, pad_id)
+    encoder = build["encoder"](configs["encoder"], embedding.output_dim)
+    pooler = build["pooler"](configs["pooler"], encoder.output_dim)
+    head = build["head"](configs["head"], pooler.output_dim, num_classes)
+    return SequenceClassifier(embedding, encoder, pooler, head)
+
+
+class LanguageModel(nn.Module):
+    """Token ids [B, T] + mask [B, T] (+ state) -> next-token logits [B, T, V] and the state."""
+
+    def __init__(self, embedding: nn.Module, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, ids: Tensor, mask: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        output = self.encoder(self.embedding(ids), mask, state)  # sequence [B, T, H]
+        return self.head(output.sequence), output.state  # [B, T, V]
+
+
+def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageModel:
+    """Embedding -> causal encoder -> LM head (tied to the embedding if asked)."""
+    configs = component_configs(cfg)
+    build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
+    embedding = build["embedding"](configs["embedding"], vocab_size, pad_id)
+    encoder = build["encoder"](configs["encoder"], embedding.output_dim)
+    if not getattr(encoder, "causal", False):
+        raise ConfigError(
+            f"encoder={configs['encoder'].name} is not causal (it reads the tokens a language "
+            "model must predict: a bidirectional RNN, attention or convolutions over the whole "
+            "row), so it cannot be used with task=lm. Use a left-to-right encoder: "
+            "encoder=lstm, gru, rnn or scratch_lstm with encoder.bidirectional=false."
+        )
+    head = build["head"](configs["head"], encoder.output_dim, vocab_size)
+    if getattr(configs["head"], "tie_weights", False):
+        if embedding.weight is None:
+            raise ConfigError(
+                f"head.tie_weights=true needs an embedding with a lookup table; "
+                f"embedding={configs['embedding'].name} has none."
+            )
+        head.tie(embedding.weight)
+    return LanguageModel(embedding, encoder, head)
+
+
+def init_uniform(model: nn.Module, scale: float) -> None:
+    """Every parameter ~ U(-scale, scale), as Zaremba et al. (2014) initialise."""
+    for parameter in model.parameters():
+        nn.init.uniform_(parameter, -scale, scale)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

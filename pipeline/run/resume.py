@@ -1,0 +1,148 @@
+"""``trainer.resume=<last.pt | run id | auto>``: find the checkpoint to go on from, and check
+that it belongs to the run described by the current config.
+
+* a path: that ``last.pt`` (or the ``last.pt`` in that folder);
+* an MLflow run id: the ``last.pt`` in the folder its ``checkpoint_dir`` tag names;
+* ``auto``: the newest unfinished ``last.pt`` under ``./outputs`` and ``./multirun`` whose
+  config is this run's.
+
+A checkpoint from another config is refused with the keys that differ. Keys that do not
+change what is computed (progress display, threads, tracking) may differ, and so may
+``trainer.max_epochs``, so that a finished schedule can be extended.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+#: Config keys (or prefixes ending in ".") a resumed run may change.
+MAY_DIFFER = (
+    "trainer.resume",
+    "trainer.progress",
+    "trainer.log_every_n_steps",
+    "trainer.num_threads",
+    "trainer.max_epochs",
+    "trainer.checkpoint_dir",
+    "tracking.",
+)
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key: saved -> current`` for every key that differs and must not."""
+    from pipeline.tracking.tracker import flatten
+
+    a, b = flatten(saved), flatten(current)
+    differences = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == p or (p.endswith(".") and key.startswith(p)) for p in MAY_DIFFER):
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            differences.append(f"{key}: {a.get(key, '<absent>')} -> {b.get(key, '<absent>')}")
+    return differences
+
+
+def find_checkpoint(value: str, current: dict[str, Any], tracking_uri: str | None) -> Path:
+    """The ``last.pt`` that ``trainer.resume=value`` names."""
+    if value == "auto":
+        return _newest_unfinished(current)
+    path = Path(value).expanduser()
+    if path.is_dir():
+        path = path / "last.pt"
+    if path.is_file():
+        return path
+    if _RUN_ID.fullmatch(value):
+        return _from_run(value, tracking_uri)
+    raise PipelineError(
+        f"trainer.resume={value}: no such checkpoint. Give the last.pt an interrupted run "
+        "wrote (its path is printed when it stops), its output folder, its MLflow run id, or "
+        "trainer.resume=auto."
+    )
+
+
+def _newest_unfinished(current: dict[str, Any]) -> Path:
+    from pipeline.model.checkpoint import load_checkpoint
+
+    found = [p for root in ("outputs", "multirun") for p in Path(root).glob("**/last.pt")]
+    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            payload = load_checkpoint(path)
+        except PipelineError:
+            continue
+        if payload.get("finished") or "resume" not in payload:
+            continue
+        if not config_differences(payload.get("config", {}), current):
+            return path
+    raise PipelineError(
+        f"trainer.resume=auto found no unfinished run with this config among {len(found)} "
+        "last.pt files under ./outputs and ./multirun. Run from the folder the interrupted "
+        "run was started in, or give its last.pt: trainer.resume=outputs/<date>/<time>/last.pt."
+    )
+
+
+def _from_run(run_id: str, tracking_uri: str | None) -> Path:
+    from pipeline.tracking.tracker import connect_client
+
+    client, uri = connect_client(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except Exception:
+        raise PipelineError(
+            f"trainer.resume={run_id}: the MLflow store at {uri} has no such run. Give the "
+            "run's last.pt instead, or point tracking.uri at the store that holds the run."
+        ) from None
+    folder = run.data.tags.get("checkpoint_dir")
+    if not folder or not (Path(folder) / "last.pt").is_file():
+        raise PipelineError(
+            f"trainer.resume={run_id}: the run's checkpoint folder ({folder or 'not recorded'}) "
+            "holds no last.pt on this machine. Give the path of its last.pt instead."
+        )
+    return Path(folder) / "last.pt"
+
+
+def load_for_resume(
+    value: str, current: dict[str, Any], tracking_uri: str | None
+) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint to resume from and its payload, checked against ``current``."""
+    from pipeline.model.checkpoint import load_checkpoint
+
+    path = find_checkpoint(value, current, tracking_uri)
+    payload = load_checkpoint(path)
+    if "resume" not in payload:
+        raise PipelineError(
+            f"{path} has no resume state (a best.pt, or a checkpoint of an older version): "
+            "resume from the last.pt of the run."
+        )
+    differences = config_differences(payload.get("config", {}), current)
+    if differences:
+        shown = "; ".join(differences[:8]) + ("; ..." if len(differences) > 8 else "")
+        raise PipelineError(
+            f"{path} was written by a run with another config ({shown}). Resume with the "
+            "config it was made with (the same command line), or start a new run."
+        )
+    wanted = int(current.get("trainer", {}).get("max_epochs", 0))
+    if payload.get("finished") and wanted <= int(payload.get("epoch", 0)):
+        raise PipelineError(
+            f"{path} is from a run that already finished (epoch {payload.get('epoch')}). To "
+            "train it longer, raise trainer.max_epochs; otherwise there is nothing to resume."
+        )
+    return path, payload
+
+
+def resume_command(checkpoint: str | Path) -> str:
+    """The command line that goes on from ``checkpoint``: this run's overrides + resume."""
+    overrides: list[str] = []
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:
+        pass
+    kept = [o for o in overrides if not o.lstrip("+~").startswith("trainer.resume=")]
+    words = ["python", "-m", "pipeline", *kept, f"trainer.resume={checkpoint}"]
+    return " ".join(shlex.quote(w) for w in words)
