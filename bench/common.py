@@ -274,7 +274,7 @@ class TokenIds:
 
 def imdb_token_ids(overrides: Sequence[str], splits: Sequence[str] = ("train",)) -> TokenIds:
     """Load IMDb, fit the tokenizer on train and tokenize, exactly as the runner does
-    (``pipeline.run.runner._run_stages``), for the config ``overrides`` compose."""
+    (``ClassificationTask.prepare``), for the config ``overrides`` compose."""
     from pipeline.data.batching import EncodedSplit
     from pipeline.data.labelled import load_data
     from pipeline.data.tokenize import fit_tokenizer, tokenize

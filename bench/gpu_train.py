@@ -37,7 +37,7 @@ def main() -> None:
         common.write_json("gpu_train", args, {"skipped": True, "reason": "no CUDA GPU"})
         return
 
-    from pipeline.training.loop import autocast_dtype
+    from pipeline.runtime.device import autocast_dtype
 
     device = torch.device(args.device)
     overrides = [

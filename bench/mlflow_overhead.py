@@ -3,7 +3,7 @@
     python bench/mlflow_overhead.py [--epoch-seconds S] [--repeats 3] [--threads N] [--quick]
 
 What the pipeline logs each epoch of a classification run is one
-``MlflowTracker.log_metrics(metrics, step=epoch)`` (``runner._run_stages``' ``on_epoch``):
+``MlflowTracker.log_metrics(metrics, step=epoch)`` (the loop's ``LogMetrics`` callback):
 one ``log_batch`` to the store plus a line appended to the run's ``tracking.jsonl``
 journal. This times exactly that call, with the metric dict a real run logged (read from
 the journal of a short CLI run), against a real SQLite store (created beforehand, so its
@@ -50,7 +50,7 @@ def checkpoint_seconds(workdir: Path, repeats: int) -> float:
     from pipeline.config.schemas import OptimizerConfig, typed
     from pipeline.model.assembly import build_model
     from pipeline.model.checkpoint import save_atomic
-    from pipeline.training.loop import make_optimizer
+    from pipeline.training.step import make_optimizer
 
     cfg = common.compose([])
     vocab = int(cfg.tokenizer.vocab_size)

@@ -217,7 +217,7 @@ def train_epoch(model, optimizer, batches, rows: int, grad_clip: float) -> float
     """One pass over ``batches``; samples/s."""
     import torch.nn.functional as F
 
-    from pipeline.training.loop import optimizer_step
+    from pipeline.training.step import optimizer_step
 
     model.train()
     start = time.perf_counter()
@@ -255,7 +255,7 @@ def model_and_optimizer(base: list[str], encoder: str, data) -> tuple[Any, Any]:
 
     from pipeline.config.schemas import OptimizerConfig, typed
     from pipeline.model.assembly import build_model
-    from pipeline.training.loop import make_optimizer
+    from pipeline.training.step import make_optimizer
 
     cfg = common.compose([*base, f"encoder.bidirectional={encoder == 'bilstm'}"])
     torch.manual_seed(0)

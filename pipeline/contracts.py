@@ -8,6 +8,7 @@ Padding never changes any output of a real token.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -126,3 +127,56 @@ class Tokenizer(Protocol):
 def lengths_of(mask: Tensor) -> Tensor:
     """True lengths [B] (int64) of a right-padded mask [B, T]."""
     return mask.sum(dim=1, dtype=torch.long)
+
+
+@dataclass
+class EpochBatches:
+    """One epoch's training batches: how many steps it has, and the batches from the step
+    asked for on (a resumed epoch skips those done)."""
+
+    steps: int
+    batches: Iterator[Any]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What differs between classification, language modelling, tagging...: the one training
+    loop (``pipeline.training.loop.fit``) and the one run (``pipeline.run.runner.run``) ask
+    the task for everything that depends on what the model predicts.
+
+    A task is built from the run's composed config (``__init__(cfg)``: check its own sections
+    there, before any data is read), then prepared with the run context.
+    """
+
+    metric_names: tuple[str, ...]  # per-epoch metrics: trainer.monitor must name one
+    unit: str  # what a training step counts ("samples", "tokens"): throughput and progress
+    step_name: str  # what a step is called in messages ("step"; "window" for streams)
+
+    def prepare(self, ctx: Any) -> nn.Module:
+        """Read and tokenize the data, save the tokenizer, build the model; return it."""
+
+    def train_batches(self, epoch: int, start: int) -> EpochBatches:
+        """Epoch ``epoch``'s batches from step ``start`` (0-based), this process's share."""
+
+    def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
+        """(summed loss over this process's items, items in the whole global batch, carried
+        state): the loop steps on ``summed * world_size / items``."""
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        """The epoch's ``train/*`` metrics from its mean training loss."""
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        """Metrics of ``model`` on ``split`` (unprefixed: ``loss``, ``accuracy``...); empty
+        when the data has no such split."""
+
+    def describe_epoch(self, metrics: dict[str, float]) -> str:
+        """The epoch line's metrics, e.g. ``train/loss 0.41  val/accuracy 0.86``."""
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """What a checkpoint needs besides the weights to be used later (labels...)."""
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:
+        """After each epoch's checkpoint (samples from a language model...)."""
+
+    def finish(self, ctx: Any, model: nn.Module, fitted: Any, test: dict[str, float]) -> None:
+        """With the best weights loaded: reports, plots, the logged model."""

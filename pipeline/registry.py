@@ -105,9 +105,10 @@ class DuplicateComponentError(PipelineError):
 class Registry(Generic[T]):
     """Components of one kind (encoders, poolers, ...), keyed by name."""
 
-    def __init__(self, kind: str, group: str) -> None:
+    def __init__(self, kind: str, group: str, store: bool = True) -> None:
         self.kind = kind  # human name, e.g. "encoder"
         self.group = group  # Hydra config group, e.g. "encoder"
+        self.store = store  # whether each option's config goes into Hydra's ConfigStore
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, config: type) -> Callable[[type[T]], type[T]]:
@@ -142,6 +143,8 @@ class Registry(Generic[T]):
                 "them or rename its component."
             )
         self._entries[entry.name] = entry
+        if not self.store:
+            return
         config = entry.config
         node = config(name=entry.name) if "name" in _field_names(config) else config()
         ConfigStore.instance().store(
@@ -247,6 +250,8 @@ encoders: Registry[Any] = Registry("encoder", "encoder")
 poolers: Registry[Any] = Registry("pooler", "pooler")
 heads: Registry[Any] = Registry("head", "head")
 
+#: Task kinds (``task.type``): chosen by the task presets, not a config group of their own.
+tasks: Registry[Any] = Registry("task kind", "task.type", store=False)
 ALL: dict[str, Registry[Any]] = {
     r.group: r for r in (tokenizers, embeddings, encoders, poolers, heads)
 }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ast
-import re
+import io
+import tokenize
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
 from pathlib import Path
@@ -11,11 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "pipeline"
 MAX_TOP_LEVEL_MODULES = 10
 MAX_FUNCTION_LINES = 80
-TASK_KIND_PATTERNS = (
-    re.compile(r"\btask\.type\b"),
-    re.compile(r"""[=!]=\s*["'](language_model|classification)["']"""),
-    re.compile(r"""["'](language_model|classification)["']\s*[=!]="""),
-)
+TASK_KINDS = {"language_model", "classification"}
 
 Graph = Mapping[str, Mapping[str, int] | set[str]]
 
@@ -182,15 +179,49 @@ def test_no_import_cycle() -> None:
     assert not cycles, f"{len(cycles)} import cycle(s) in pipeline/:\n  " + "\n  ".join(cycles)
 
 
+def task_kind_branches(source: str) -> list[int]:
+    """Lines of code (not comments or strings) that read a task's kind: ``task.type``,
+    ``task.get("type")``, or a comparison with a kind's name (``== "language_model"``)."""
+    tokens = [
+        t
+        for t in tokenize.generate_tokens(io.StringIO(source).readline)
+        if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)
+    ]
+    hits = []
+    for i, token in enumerate(tokens):
+        after = [t.string for t in tokens[i + 1 : i + 5]]
+        if token.string == "task" and (
+            after[:2] == [".", "type"] or after[:3] == [".", "get", "("] and after[3] == '"type"'
+        ):
+            hits.append(token.start[0])
+        if token.type == tokenize.STRING and token.string.strip("'\"") in TASK_KINDS:
+            around = {tokens[i - 1].string, *after[:1]}
+            if around & {"==", "!="}:
+                hits.append(token.start[0])
+    return hits
+
+
 def test_no_task_kind_branch_outside_tasks() -> None:
     hits = [
-        f"{shown(path, ROOT)}:{number}: {line.strip()}"
+        f"{shown(path, ROOT)}:{number}: {source.splitlines()[number - 1].strip()}"
         for path in python_files(ROOT)
         if "tasks" not in path.relative_to(ROOT).parts[:1]
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
-        if any(pattern.search(line) for pattern in TASK_KIND_PATTERNS)
+        for source in [path.read_text(encoding="utf-8")]
+        for number in task_kind_branches(source)
     ]
     assert not hits, "Branches on the task kind belong in pipeline/tasks/:\n  " + "\n  ".join(hits)
+
+
+def test_the_task_kind_check_sees_code_not_comments() -> None:
+    source = (
+        "# task.type in a comment\n"
+        "help = \"task.type == 'classification'\"\n"
+        "if task.type == 'language_model':\n"
+        "    pass\n"
+        'kind = task.get("type")\n'
+        'same = "classification" != other\n'
+    )
+    assert task_kind_branches(source) == [3, 3, 5, 6]
 
 
 def test_top_level_modules_at_most_ten() -> None:

@@ -6,7 +6,10 @@ import torch
 from pipeline.config.schemas import OptimizerConfig, TrainerConfig
 from pipeline.data.batching import EncodedSplit
 from pipeline.model.assembly import build_model
-from pipeline.training.loop import autocast_dtype, fit, resolve_device
+from pipeline.runtime.device import autocast_dtype, resolve_device
+from pipeline.tasks.classification import ClassificationTask
+from pipeline.training.context import local_context
+from pipeline.training.loop import fit
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -44,16 +47,9 @@ def test_training_on_cuda_with_and_without_amp(amp, tmp_path):
     labels = torch.from_numpy((values[offsets[:-1]] % 2).astype(np.int64))
     split = EncodedSplit.from_flat(values, offsets, 0, labels)
     model = build_model(cfg, 50, 0, 2)
-    result = fit(
-        model,
-        split,
-        split,
-        trainer=TrainerConfig(max_epochs=3, device="cuda", amp=amp, progress="none"),
-        optimizer_cfg=OptimizerConfig(lr=1e-2),
-        num_classes=2,
-        device=torch.device("cuda"),
-        seed=0,
-        checkpoint_dir=tmp_path,
-    )
+    trainer = TrainerConfig(max_epochs=3, device="cuda", amp=amp, progress="none")
+    ctx = local_context(trainer, OptimizerConfig(lr=1e-2), checkpoint_dir=tmp_path)
+    splits = {"train": split, "validation": split}
+    result = fit(ClassificationTask.from_splits(ctx, splits, ["a", "b"]), model, ctx)
     assert result.history[-1]["val/accuracy"] > 0.6
     assert next(model.parameters()).is_cuda

@@ -16,6 +16,8 @@ from pipeline.config.schemas import OptimizerConfig, TrainerConfig
 from pipeline.data.batching import EncodedSplit
 from pipeline.errors import PipelineError
 from pipeline.model.checkpoint import load_checkpoint
+from pipeline.tasks.classification import ClassificationTask
+from pipeline.training.context import local_context
 from pipeline.training.loop import fit
 
 
@@ -47,22 +49,19 @@ def split(rows: int, seed: int) -> EncodedSplit:
     return EncodedSplit.from_flat(values, offsets, 0, labels)
 
 
+def train_toy(model, train, validation, trainer, checkpoint_dir):
+    """``fit`` in this process on two encoded splits (validation doubles as test)."""
+    ctx = local_context(trainer, OptimizerConfig(), checkpoint_dir=checkpoint_dir)
+    splits = {"train": train, "validation": validation, "test": validation}
+    return fit(ClassificationTask.from_splits(ctx, splits, ["a", "b"]), model, ctx)
+
+
 def test_nan_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     train, validation = split(40, 0), split(10, 1)  # 40 rows / batch 10 = 4 steps an epoch
     model = PoisonedAfter(n=4 + 3)  # the 3rd step of epoch 2
     trainer = TrainerConfig(max_epochs=3, batch_size=10, log_every_n_steps=1, progress="none")
     with pytest.raises(PipelineError) as caught:
-        fit(
-            model,
-            train,
-            validation,
-            trainer=trainer,
-            optimizer_cfg=OptimizerConfig(),
-            num_classes=2,
-            device=torch.device("cpu"),
-            seed=0,
-            checkpoint_dir=tmp_path,
-        )
+        train_toy(model, train, validation, trainer, tmp_path)
     message = str(caught.value)
     assert "became NaN or infinite at step 3 of epoch 2" in message
     assert "optimizer.lr" in message and "trainer.grad_clip" in message
@@ -118,16 +117,6 @@ def test_compiled_training_matches_eager(tmp_path):
         trainer = TrainerConfig(
             max_epochs=2, batch_size=10, progress="none", compile=compiled, patience=0
         )
-        fitted = fit(
-            model,
-            split(40, 0),
-            split(10, 1),
-            trainer=trainer,
-            optimizer_cfg=OptimizerConfig(),
-            num_classes=2,
-            device=torch.device("cpu"),
-            seed=0,
-            checkpoint_dir=tmp_path / str(compiled),
-        )
+        fitted = train_toy(model, split(40, 0), split(10, 1), trainer, tmp_path / str(compiled))
         results[compiled] = [h["val/loss"] for h in fitted.history]
     assert results[True] == pytest.approx(results[False], abs=1e-5)

@@ -123,9 +123,9 @@ class TrackingConfig:
 class TaskConfig:
     name: str = describe("task name (also the MLflow experiment)", "sentiment")
     type: str = describe(
-        "what the model predicts: a label per text, or the next token of a stream",
+        "the task kind, i.e. what the model predicts: classification (a label per text), "
+        "language_model (the next token of a stream), or a plugin's kind",
         "classification",
-        choices=["classification", "language_model"],
     )
     init_range: float | None = describe(
         "language models: initialise every weight ~ U(-r, r), as Zaremba et al.; "

@@ -92,14 +92,3 @@ def windows(streams: Streams, bptt: int, device: torch.device) -> Iterator[Windo
 
 def num_windows(streams: Streams, bptt: int) -> int:
     return math.ceil(streams.inputs.size(1) / bptt)
-
-
-def detach_state(state: Any) -> Any:
-    """Cut the graph behind a recurrent state (tensors in nested lists / tuples / dicts)."""
-    if isinstance(state, Tensor):
-        return state.detach()
-    if isinstance(state, (list, tuple)):
-        return type(state)(detach_state(s) for s in state)
-    if isinstance(state, dict):
-        return {k: detach_state(v) for k, v in state.items()}
-    return state

@@ -172,7 +172,7 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     from pipeline.data.labelled import load_data
     from pipeline.inference.serving import load_classifier
-    from pipeline.training.loop import resolve_device
+    from pipeline.runtime.device import resolve_device
 
     data_cfg = compose_data(args.data, args.data_overrides)
     tracking_uri = args.tracking_overrides.get("uri", "")

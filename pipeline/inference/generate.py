@@ -15,10 +15,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
+from pipeline import tasks
 from pipeline.errors import ConfigError, PipelineError, did_you_mean
+from pipeline.model.sampling import decode, sample  # noqa: F401  (the generate command's own)
 
 
 @dataclass
@@ -60,65 +61,6 @@ def parse_args(argv: list[str]) -> GenerateArgs:
     return args
 
 
-def _strip_eos(ids: list[int], eos: int | None) -> list[int]:
-    return ids[:-1] if eos is not None and ids and ids[-1] == eos else ids
-
-
-def decode(tokenizer: Any, ids: list[int]) -> str:
-    """Text for ids; an end-of-sentence token becomes a line break."""
-    eos = getattr(tokenizer, "eos_id", None)
-    if eos is None:
-        return tokenizer.decode(ids)
-    lines, current = [], []
-    for i in ids:
-        if i == eos:
-            lines.append(tokenizer.decode(current))
-            current = []
-        else:
-            current.append(i)
-    return "\n".join([*lines, tokenizer.decode(current)])
-
-
-@torch.inference_mode()
-def sample(
-    model: nn.Module,
-    tokenizer: Any,
-    prompt: str,
-    *,
-    max_tokens: int,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-) -> str:
-    """The prompt followed by ``max_tokens`` sampled tokens."""
-    device = torch.device(device)
-    ids = _strip_eos(tokenizer.encode_batch([prompt])[0], getattr(tokenizer, "eos_id", None))
-    if not ids:
-        raise ConfigError('generate needs a non-empty prompt (prompt="...").')
-    was_training = model.training
-    model.eval().to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    inputs = torch.tensor([ids], device=device)
-    logits, state = model(inputs, torch.ones_like(inputs, dtype=torch.bool))
-    out: list[int] = []
-    one = torch.ones(1, 1, dtype=torch.bool, device=device)
-    for _ in range(max_tokens):
-        scores = logits[0, -1].float() / temperature
-        scores[tokenizer.pad_id] = float("-inf")  # never emit padding
-        if top_k:
-            kth = torch.topk(scores, min(top_k, scores.numel())).values[-1]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        token = torch.multinomial(torch.softmax(scores, dim=0), 1, generator=generator)
-        out.append(int(token))
-        logits, state = model(token.view(1, 1), one, state)
-    model.train(was_training)
-    separator = getattr(tokenizer, "separator", " ")
-    continuation = decode(tokenizer, out)
-    glue = "" if continuation.startswith("\n") else separator
-    return decode(tokenizer, ids) + glue + continuation
-
-
 def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, Any]:
     """(model, tokenizer) from a checkpoint file, an MLflow run id or a model URI."""
     from pipeline.data.tokenize import load_tokenizer
@@ -139,13 +81,14 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
                 "model, config or tokenizer). Use the best.pt or last.pt of a task=lm run."
             )
         config = payload["config"] if isinstance(payload["config"], dict) else {}
-        task = config.get("task") if isinstance(config.get("task"), dict) else {}
-        if task.get("type") != "language_model":
+        kind = tasks.for_checkpoint(config)
+        if kind.predicts != "tokens":
+            name = (config.get("task") or {}).get("name", "?")
             raise PipelineError(
-                f"{path} is a {task.get('type') or 'non-language-model'} checkpoint "
-                f"(task={task.get('name', '?')}); it predicts labels, not tokens, so it cannot "
-                "generate text. Label texts with it: python -m pipeline predict "
-                f'model={path} text="...", or train a language model with task=lm.'
+                f"{path} is a {kind.noun} checkpoint (task={name}); it predicts "
+                f"{kind.predicts}, not tokens, so it cannot generate text. Use it with: "
+                f"python -m pipeline {kind.usage.format(path=path)}, or train a language "
+                "model with task=lm."
             )
         tokenizer = load_tokenizer(payload["tokenizer_dir"])
         from omegaconf import OmegaConf
@@ -186,7 +129,7 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     model, tokenizer = load_generator(args.model, args.tracking_uri)
-    from pipeline.training.loop import resolve_device
+    from pipeline.runtime.device import resolve_device
 
     text = sample(
         model,

@@ -1,7 +1,7 @@
 """The trained classifier as an MLflow pyfunc model: raw strings in, labels out.
 
 ``mlflow.pyfunc.load_model(uri).predict(...)``, ``mlflow models serve`` and ``python -m
-pipeline predict`` all reach the same :class:`~pipeline.inference.serving.TrainedClassifier`.
+pipeline predict`` all reach the same :class:`~pipeline.inference.classifier.TrainedClassifier`.
 
 Input: a list of strings (the signature: one unnamed string column), a single string, a
 pandas Series, or a DataFrame whose ``text`` column (or only column) holds the texts.
@@ -30,7 +30,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from pipeline.inference.serving import LABEL_COLUMN, PROBABILITY_PREFIX, as_texts
+from pipeline.inference.classifier import LABEL_COLUMN, PROBABILITY_PREFIX, as_texts
 from pipeline.tracking.tracker import quiet_mlflow
 
 MODEL_NAME = "model"  # the logged model's name: runs:/<run id>/model
@@ -56,7 +56,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
         self.classifier = None  # set by load_context, from the model's artifacts
 
     def load_context(self, context: Any) -> None:
-        from pipeline.inference.serving import classifier_from_checkpoint
+        from pipeline.inference.classifier import classifier_from_checkpoint
 
         self.classifier = classifier_from_checkpoint(
             context.artifacts["checkpoint"], tokenizer_dir=context.artifacts["tokenizer"]
@@ -67,7 +67,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
 
         MLflow reads the ``model_input`` hint: ``pd.DataFrame`` keeps it from inferring a
         signature from it (the logged one is used) and from warning about a missing hint.
-        In practice any input :func:`~pipeline.inference.serving.as_texts` accepts works here.
+        In practice any input :func:`~pipeline.inference.classifier.as_texts` accepts works here.
         """
         return self.classifier.predict(as_texts(model_input))
 

@@ -263,7 +263,6 @@ def write_classification_reports(
     Returns the paths written (``plots/attention.png`` only for models with attention).
     """
     from pipeline.reporting.plots import (
-        AttentionRow,
         attention_plot,
         classification_report_plot,
         worst_errors_plot,
@@ -305,22 +304,51 @@ def write_classification_reports(
         )
     )
 
-    chosen = (validation_split.lengths > 0).nonzero().flatten()[:attention_examples]
-    weights = attention_weights(model, validation_split, chosen, device)
-    if weights is not None:
-        rows = []
-        for k, index in enumerate(chosen.tolist()):
-            length = int(validation_split.lengths[index])
-            row_weights = weights[k, :length].tolist()
-            start, end = attention_window(row_weights, attention_tokens)
-            predicted = int(probabilities[index].argmax())
-            title = f"validation #{index}: predicted {labels[predicted]}"
-            title += f" (p={float(probabilities[index, predicted]):.2f})"
-            if validation_split.labels is not None:
-                title += f", true {labels[int(validation_split.labels[index])]}"
-            if (start, end) != (0, length):
-                title += f"; tokens {start + 1}-{end} of {length}"
-            ids = validation_split.ids[index, start:end].tolist()
-            rows.append(AttentionRow(title, token_texts(tokenizer, ids), row_weights[start:end]))
+    rows = attention_rows(
+        model,
+        validation_split,
+        probabilities,
+        labels,
+        tokenizer,
+        device,
+        attention_examples,
+        attention_tokens,
+    )
+    if rows is not None:
         written.append(attention_plot(rows, plots / "attention.png"))
     return written
+
+
+def attention_rows(
+    model: nn.Module,
+    split: EncodedSplit,
+    probabilities: Tensor,
+    labels: list[str],
+    tokenizer: Any,
+    device: torch.device,
+    examples: int,
+    width: int,
+) -> list[Any] | None:
+    """The attention of the first ``examples`` non-empty rows, each cut to a window of
+    ``width`` tokens around its peak; None for models without attention."""
+    from pipeline.reporting.plots import AttentionRow
+
+    chosen = (split.lengths > 0).nonzero().flatten()[:examples]
+    weights = attention_weights(model, split, chosen, device)
+    if weights is None:
+        return None
+    rows = []
+    for k, index in enumerate(chosen.tolist()):
+        length = int(split.lengths[index])
+        row_weights = weights[k, :length].tolist()
+        start, end = attention_window(row_weights, width)
+        predicted = int(probabilities[index].argmax())
+        title = f"validation #{index}: predicted {labels[predicted]}"
+        title += f" (p={float(probabilities[index, predicted]):.2f})"
+        if split.labels is not None:
+            title += f", true {labels[int(split.labels[index])]}"
+        if (start, end) != (0, length):
+            title += f"; tokens {start + 1}-{end} of {length}"
+        ids = split.ids[index, start:end].tolist()
+        rows.append(AttentionRow(title, token_texts(tokenizer, ids), row_weights[start:end]))
+    return rows

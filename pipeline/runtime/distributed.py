@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.runtime.device import resolve_device
 
 
 @dataclass
@@ -73,8 +73,6 @@ def from_environment() -> Distributed:
 
 def setup(device_name: str) -> tuple[Distributed, torch.device]:
     """Join torchrun's process group (if launched by it); return the job and this device."""
-    from pipeline.training.loop import resolve_device
-
     job = from_environment()
     device = resolve_device(device_name)
     if not job.enabled:
@@ -86,14 +84,6 @@ def setup(device_name: str) -> tuple[Distributed, torch.device]:
         backend = "nccl" if device.type == "cuda" else "gloo"
         torch.distributed.init_process_group(backend=backend)
     return job, device
-
-
-def check_supported(job: Distributed, task_type: str) -> None:
-    if job.enabled and task_type == "language_model":
-        raise ConfigError(
-            "task=lm does not run under torchrun yet (its state-carrying streams are not "
-            "sharded across processes). Train language models in one process per GPU."
-        )
 
 
 def teardown(job: Distributed) -> None:

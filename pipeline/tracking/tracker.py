@@ -48,14 +48,10 @@ class Tracker:
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
-    def log_model(self, model: Any, **kwargs: Any) -> None: ...
-    def log_classifier(
-        self,
-        checkpoint: Path,
-        tokenizer_dir: Path,
-        labels: list[str],
-        register_as: str | None = None,
-    ) -> None: ...
+    def log_model_with(self, log: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Log a model by calling ``log(mlflow, *args, **kwargs)``: the caller knows what the
+        model is and how to log it; the tracker only knows where (no-op without a store)."""
+
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def end(self, status: str = "FINISHED", error: str | None = None) -> None: ...
 
@@ -153,25 +149,8 @@ class MlflowTracker(Tracker):
                 lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
             )
 
-    def log_model(self, model: Any, **kwargs: Any) -> None:
-        self._call("model", lambda: self.mlflow.pytorch.log_model(model, **kwargs))
-
-    def log_classifier(
-        self,
-        checkpoint: Path,
-        tokenizer_dir: Path,
-        labels: list[str],
-        register_as: str | None = None,
-    ) -> None:
-        """Log the classifier as an MLflow pyfunc model (raw text in, labels out)."""
-        from pipeline.inference.pyfunc_model import log_classifier_model
-
-        self._call(
-            "model",
-            lambda: log_classifier_model(
-                self.mlflow, checkpoint, tokenizer_dir, labels, register_as
-            ),
-        )
+    def log_model_with(self, log: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._call("model", lambda: log(self.mlflow, *args, **kwargs))
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self._journal({"event": "tags", "tags": dict(tags)})

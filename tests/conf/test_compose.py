@@ -5,14 +5,6 @@ from hydra import compose, initialize_config_module
 
 from pipeline import registry
 from pipeline.config.cli import GROUPS, group_options
-from pipeline.config.schemas import (
-    OptimizerConfig,
-    TaskConfig,
-    TrackingConfig,
-    TrainerConfig,
-    typed,
-)
-from pipeline.model.assembly import component_configs
 
 CASES = [(group, option) for group in GROUPS for option in sorted(group_options(group))]
 
@@ -23,16 +15,10 @@ def compose_with(*overrides: str):
 
 
 def check(cfg) -> None:
-    """Validate every section the way a run does before it starts."""
-    from pipeline.run.runner import data_config
+    """Validate every section the way a run does before it starts (the task checks its data)."""
+    from pipeline.run.runner import validate
 
-    typed(TrainerConfig, cfg.trainer, "trainer")
-    typed(OptimizerConfig, cfg.optimizer, "optimizer")
-    typed(TrackingConfig, cfg.tracking, "tracking")
-    task = typed(TaskConfig, cfg.task, "task")
-    data_config(cfg, task)
-    component_configs(cfg)
-    registry.tokenizers.config_from(cfg.tokenizer)
+    validate(cfg)
 
 
 def overrides_for(group: str, option: str) -> list[str]:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from pipeline.config.schemas import OptimizerConfig, TrainerConfig
-from pipeline.data.streams import detach_state, make_streams, num_windows, windows
+from pipeline.data.streams import make_streams, num_windows, windows
+from pipeline.runtime.state import detach_state
 
 
 def targets_in_reading_order(ids: torch.Tensor, batch_size: int, bptt: int) -> list[int]:
@@ -84,30 +85,32 @@ class Recorder(nn.Module):
         return self.out(h), count + 0 * h.sum((1, 2))
 
 
+def train_lm(model, ids, trainer, optimizer, checkpoint_dir):
+    """The one ``fit``, in this process, on the language-model task over ``ids`` (train and
+    validation alike)."""
+    from pipeline.tasks.language_model import LanguageModelTask
+    from pipeline.training.context import local_context
+    from pipeline.training.loop import fit
+
+    ctx = local_context(trainer, optimizer, checkpoint_dir=checkpoint_dir)
+    task = LanguageModelTask.from_ids(ctx, {"train": ids, "validation": ids})
+    return fit(task, model, ctx)
+
+
 def test_fit_carries_the_state_across_windows_and_detaches_it(tmp_path):
-    from pipeline.training.loop_lm import fit_lm
 
     model = Recorder(vocab=10)
     ids = torch.randint(1, 10, (101,))  # 100 targets: 4 streams of 25, windows of 10
-    fit_lm(
-        model,
-        ids,
-        ids,
-        trainer=TrainerConfig(
-            batch_size=4,
-            eval_batch_size=4,
-            bptt=10,
-            max_epochs=1,
-            progress="none",
-            monitor="val/perplexity",
-            monitor_mode="min",
-        ),
-        optimizer_cfg=OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0),
-        pad_id=0,
-        char_level=False,
-        device=torch.device("cpu"),
-        checkpoint_dir=tmp_path,
+    trainer = TrainerConfig(
+        batch_size=4,
+        eval_batch_size=4,
+        bptt=10,
+        max_epochs=1,
+        progress="none",
+        monitor="val/perplexity",
+        monitor_mode="min",
     )
+    train_lm(model, ids, trainer, OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0), tmp_path)
     train = model.seen[:3]  # 3 training windows, then 3 validation windows
     assert train[0] is None
     assert train[1].tolist() == [10, 10, 10, 10] and train[2].tolist() == [20, 20, 20, 20]
@@ -117,7 +120,7 @@ def test_fit_carries_the_state_across_windows_and_detaches_it(tmp_path):
 
 
 def test_perplexity_is_over_exactly_the_tokens_of_the_split():
-    from pipeline.training.loop_lm import evaluate_lm
+    from pipeline.tasks.lm_eval import evaluate_lm
 
     class Uniform(nn.Module):
         """Every next token equally likely: perplexity = vocabulary size, exactly."""
@@ -136,7 +139,7 @@ def test_perplexity_is_over_exactly_the_tokens_of_the_split():
 
 def test_evaluation_does_not_depend_on_the_batch_size_beyond_stream_starts():
     """A model without context (unigram) gives the same loss for any stream layout."""
-    from pipeline.training.loop_lm import evaluate_lm
+    from pipeline.tasks.lm_eval import evaluate_lm
 
     torch.manual_seed(0)
     table = torch.randn(11)
@@ -162,7 +165,7 @@ def test_each_causal_encoder_trains_as_a_language_model(encoder, tmp_path):
     from hydra import compose, initialize_config_module
 
     from pipeline.model.assembly import build_language_model
-    from pipeline.training.loop_lm import evaluate_lm, fit_lm
+    from pipeline.tasks.lm_eval import evaluate_lm
 
     with initialize_config_module(config_module="conf", version_base=None):
         cfg = compose(
@@ -178,25 +181,16 @@ def test_each_causal_encoder_trains_as_a_language_model(encoder, tmp_path):
     torch.manual_seed(0)
     model = build_language_model(cfg, vocab_size=6, pad_id=0)
     ids = torch.tensor([1, 2, 3, 4, 5] * 60)  # period 5: learnable from context alone
-    fit_lm(
-        model,
-        ids,
-        ids,
-        trainer=TrainerConfig(
-            batch_size=4,
-            eval_batch_size=4,
-            bptt=7,
-            max_epochs=3,
-            progress="none",
-            monitor="val/perplexity",
-            monitor_mode="min",
-        ),
-        optimizer_cfg=OptimizerConfig(lr=0.02, weight_decay=0.0),
-        pad_id=0,
-        char_level=False,
-        device=torch.device("cpu"),
-        checkpoint_dir=tmp_path,
+    trainer = TrainerConfig(
+        batch_size=4,
+        eval_batch_size=4,
+        bptt=7,
+        max_epochs=3,
+        progress="none",
+        monitor="val/perplexity",
+        monitor_mode="min",
     )
+    train_lm(model, ids, trainer, OptimizerConfig(lr=0.02, weight_decay=0.0), tmp_path)
     result = evaluate_lm(model, ids, batch_size=4, bptt=7, pad_id=0, device=torch.device("cpu"))
     assert result.tokens == ids.numel() - 1
     assert result.perplexity < 3.0  # uniform over the 5 symbols would be 5

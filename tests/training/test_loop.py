@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.training.loop import clip_gradients
+from pipeline.training.step import clip_gradients
 
 
 def model_with_gradients(scale: float) -> nn.Module:

@@ -1,0 +1,240 @@
+"""A trained classifier on raw text, rebuilt from its checkpoint: predict labels.
+
+:class:`TrainedClassifier` tokenizes and truncates exactly like training did and returns
+probabilities per class; ``pipeline.inference.serving.load_classifier`` finds one anywhere
+it was saved, and the MLflow pyfunc model wraps one.
+
+Predictions are a DataFrame: ``label`` (the most likely class) and one probability column
+per class, ``p_<label>``, in the label order of training (see :data:`PROBABILITY_PREFIX`).
+MLflow is imported only for MLflow references; a checkpoint needs torch alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from pipeline import tasks
+from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.contracts import Tokenizer
+    from pipeline.model.assembly import SequenceClassifier
+
+#: A probability column is ``p_<label>``: the prefix keeps a label named "label" apart.
+PROBABILITY_PREFIX = "p_"
+LABEL_COLUMN = "label"
+TEXT_COLUMN = "text"
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass
+class TrainedClassifier:
+    """A classifier in eval mode with the tokenizer and labels it was trained with."""
+
+    model: SequenceClassifier
+    tokenizer: Tokenizer
+    labels: list[str]
+    config: dict[str, Any]  # the resolved training config
+    run_id: str | None = None  # the MLflow run the model came from, if known
+    max_length: int | None = None  # training's data.max_length: texts are cut like in training
+
+    @property
+    def probability_columns(self) -> list[str]:
+        """``p_<label>`` for each label, in label-id order."""
+        return [f"{PROBABILITY_PREFIX}{label}" for label in self.labels]
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """Token ids of ``texts`` as an ``EncodedSplit`` (truncated to ``max_length``)."""
+        from pipeline.data.batching import EncodedSplit
+
+        rows = self.tokenizer.encode_batch(list(texts))
+        if self.max_length is not None:
+            rows = [row[: self.max_length] for row in rows]
+        lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter(
+            itertools.chain.from_iterable(rows), dtype=np.int64, count=int(offsets[-1])
+        )
+        return EncodedSplit.from_flat(values, offsets, self.tokenizer.pad_id)
+
+    @torch.inference_mode()
+    def predict_proba(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 256,
+        device: torch.device | str = "cpu",
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Class probabilities [N, C] (on the CPU), rows in the order of ``texts``.
+
+        Rows are batched by length (little padding); an empty text is a row with no token.
+        """
+        from pipeline.data.batching import batch_order, iterate_batches
+
+        texts = as_texts(texts)
+        device = _device(device)
+        probabilities = torch.empty(len(texts), len(self.labels), dtype=torch.float32)
+        if not texts:
+            return probabilities
+        split = self.encode(texts)
+        order = batch_order(split.lengths, max(int(batch_size), 1), shuffle=False, bucket_size=1)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="Predicting", unit="texts", file=sys.stderr)
+        self.model.eval().to(device)
+        for index, batch in zip(order, iterate_batches(split, order, device), strict=True):
+            logits = self.model(batch.ids, batch.mask)
+            probabilities[index] = torch.softmax(logits.float(), dim=-1).cpu()
+            if bar is not None:
+                bar.update(len(index))
+        if bar is not None:
+            bar.close()
+        return probabilities
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 256,
+        device: torch.device | str = "cpu",
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """A DataFrame: ``label`` (most likely class) and ``p_<label>`` per class."""
+        import pandas as pd
+
+        probabilities = self.predict_proba(texts, batch_size, device, progress).numpy()
+        frame = pd.DataFrame(probabilities.astype(np.float64), columns=self.probability_columns)
+        best = probabilities.argmax(axis=1) if len(probabilities) else np.array([], dtype=int)
+        frame.insert(0, LABEL_COLUMN, [self.labels[i] for i in best])
+        return frame
+
+
+def as_texts(data: Any) -> list[str]:
+    """Strings from what callers send: a str, a list/tuple/array of str, a pandas Series,
+    a DataFrame with a ``text`` column (or a single column), or ``{"text": [...]}``.
+    Missing values become empty texts; other scalars are converted with ``str``."""
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        if TEXT_COLUMN in data:
+            return as_texts(data[TEXT_COLUMN])
+        raise PipelineError(
+            f"The input is a mapping with keys {sorted(map(str, data))}; put the texts under "
+            f"'{TEXT_COLUMN}'."
+        )
+    columns = getattr(data, "columns", None)
+    if columns is not None:  # a DataFrame
+        names = [str(c) for c in columns]
+        if TEXT_COLUMN in names:
+            data = data[data.columns[names.index(TEXT_COLUMN)]]
+        elif len(names) == 1:
+            data = data.iloc[:, 0]
+        else:
+            raise PipelineError(
+                f"The input table has columns {names} but no '{TEXT_COLUMN}' column; name the "
+                f"column of texts '{TEXT_COLUMN}'."
+            )
+    if hasattr(data, "tolist"):  # Series, numpy array
+        data = data.tolist()
+    if isinstance(data, (list, tuple)) and all(isinstance(t, str) for t in data):
+        return list(data)
+    return [_text(value) for value in data]
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple)) and len(value) == 1:  # a row of a one-column table
+        return _text(value[0])
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _device(device: torch.device | str) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    from pipeline.runtime.device import resolve_device
+
+    return resolve_device(str(device))
+
+
+# -- from a checkpoint ---------------------------------------------------------------------
+
+
+def classifier_from_checkpoint(
+    path: str | Path, tokenizer_dir: str | Path | None = None
+) -> TrainedClassifier:
+    """Rebuild a classifier from a checkpoint (loaded with ``weights_only``).
+
+    The tokenizer comes from ``tokenizer_dir``, else the folder recorded in the checkpoint,
+    else ``tokenizer/`` beside it (where runs write it when the checkpoint is in their
+    output directory).
+    """
+    from omegaconf import OmegaConf
+
+    from pipeline.config.schemas import register_core_configs
+    from pipeline.data.tokenize import load_tokenizer
+    from pipeline.model.assembly import build_model
+    from pipeline.model.checkpoint import load_checkpoint, load_weights
+    from pipeline.plugins import load_plugins
+
+    path = Path(path)
+    payload = load_checkpoint(path)
+    config = payload.get("config") if isinstance(payload, dict) else None
+    kind = tasks.for_checkpoint(config)
+    if kind.predicts != "labels":  # say what it is instead, and what uses it
+        raise PipelineError(
+            f"{path} is a {kind.noun} checkpoint; it predicts {kind.predicts}, not labels. Use "
+            f"it with: python -m pipeline {kind.usage.format(path=path)}"
+        )
+    if not isinstance(payload, dict) or not {"model", "config", "labels"} <= set(payload):
+        raise PipelineError(
+            f"{path} is not a classifier checkpoint of this pipeline (it lacks the model, "
+            "config or labels). Use the best.pt or last.pt that a training run wrote."
+        )
+    folder = _tokenizer_folder(path, payload, tokenizer_dir)
+    tokenizer = load_tokenizer(folder)
+    labels = [str(label) for label in payload["labels"]]
+    load_plugins()
+    register_core_configs()
+    model = build_model(
+        OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id, len(labels)
+    )
+    load_weights(model, payload, path, folder)
+    max_length = (config.get("data") or {}).get("max_length")
+    return TrainedClassifier(
+        model=model.eval(),
+        tokenizer=tokenizer,
+        labels=labels,
+        config=config,
+        run_id=payload.get("mlflow_run_id"),
+        max_length=int(max_length) if max_length else None,
+    )
+
+
+def _tokenizer_folder(path: Path, payload: dict, tokenizer_dir: str | Path | None) -> Path:
+    candidates = [tokenizer_dir, payload.get("tokenizer_dir"), path.parent / "tokenizer"]
+    for candidate in candidates:
+        if candidate is not None and Path(candidate).is_dir():
+            return Path(candidate)
+    recorded = payload.get("tokenizer_dir")
+    raise PipelineError(
+        f"The tokenizer of {path} is missing: "
+        + (f"it was recorded at {recorded}, which no longer exists, and " if recorded else "")
+        + "there is no tokenizer/ folder beside the checkpoint. Copy the run's tokenizer/ "
+        "folder next to it, or load the model from MLflow (model=<run id>), which keeps both."
+    )

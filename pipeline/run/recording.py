@@ -1,0 +1,79 @@
+"""What a run records about itself: its name, code version, config and output folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def output_directory() -> Path:
+    """The Hydra run's output directory, or ``./outputs/manual`` outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        return Path("outputs") / "manual"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_name(cfg: DictConfig) -> str:
+    """Say what differs: ``lstm-h128-bi-l2-imdb``."""
+    enc = cfg.encoder
+    parts = [str(enc.name)]
+    if "hidden_size" in enc:
+        parts.append(f"h{enc.hidden_size}")
+    if enc.get("bidirectional"):
+        parts.append("bi")
+    if enc.get("num_layers", 1) and enc.get("num_layers", 1) > 1:
+        parts.append(f"l{enc.num_layers}")
+    parts.append(str(cfg.data.name))
+    return "-".join(parts)
+
+
+def record_config(cfg: DictConfig, tracker: Any, out_dir: Path, log_params: bool = True) -> dict:
+    """Log the resolved config as flattened params and as ``config.yaml``; return it.
+
+    ``trainer.resume`` is not a param (a resumed run logs into the run it continues, whose
+    params must not change); a resumed run logs no params again.
+    """
+    from pipeline.tracking.tracker import flatten
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    if log_params:
+        params = flatten(resolved)
+        params.pop("trainer.resume", None)
+        tracker.log_params(params)
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    tracker.log_artifact(out_dir / "config.yaml")
+    return resolved
+
+
+def quiet_libraries(progress: str) -> None:
+    """Keep the console for our own progress: no INFO chatter from libraries, and no
+    per-map progress bars from ``datasets`` unless a live bar was asked for."""
+    import logging
+
+    import datasets
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # pickle format is ours
+    if progress in ("log", "none") or (progress == "auto" and not sys.stderr.isatty()):
+        datasets.disable_progress_bars()

@@ -1,0 +1,182 @@
+"""Classification (``task=sentiment``, ``task=topic``): one label per text.
+
+Labelled data -> tokenizer fitted on train -> length-bucketed batches -> embedding ->
+encoder -> pooler -> classifier head; cross-entropy; loss, accuracy and macro-F1; reports,
+plots and a logged model that serves raw text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipeline.config.schemas import typed
+from pipeline.contracts import EpochBatches
+from pipeline.data.batching import EncodedSplit, batch_order, iterate_batches
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.tasks.classification_eval import Evaluation, evaluate
+from pipeline.training.context import RunContext
+
+SPLIT_PREFIX = {"validation": "val", "test": "test"}
+
+
+class ClassificationTask:
+    metric_names = ("train/loss", "train/lr", "val/loss", "val/accuracy", "val/f1")
+    unit = "samples"
+    step_name = "step"
+    noun, predicts = "classification", "labels"  # what its checkpoints are, and do
+    usage = 'predict model={path} text="..."'  # the sub-command that uses them
+
+    def __init__(self, cfg: Any) -> None:
+        from pipeline.data.labelled import DataConfig
+
+        if cfg.data.get("type") == "corpus":
+            raise ConfigError(
+                f"data={cfg.data.name} is a text corpus for language models; use task=lm with "
+                "it, or a labelled data set (data=imdb, sst2, mr, trec, ag_news, files) with "
+                f"task={cfg.task.name}."
+            )
+        self.data_cfg = typed(DataConfig, cfg.data, "data")
+        self.evaluations: dict[str, Evaluation] = {}
+
+    @classmethod
+    def from_splits(
+        cls, ctx: RunContext, splits: dict[str, EncodedSplit], labels: list[str]
+    ) -> ClassificationTask:
+        """A task over splits already encoded in memory (tests, notebooks): no data config,
+        no tokenizer; ``prepare`` is not called."""
+        task = cls.__new__(cls)
+        task.ctx, task.splits, task.labels = ctx, splits, [str(label) for label in labels]
+        task.evaluations, task.tokenizer_dir = {}, None
+        return task
+
+    def prepare(self, ctx: RunContext) -> nn.Module:
+        from pipeline.data.labelled import load_data
+        from pipeline.data.tokenize import fit_tokenizer, tokenize
+        from pipeline.model.assembly import build_model
+
+        self.ctx = ctx
+        if not ctx.job.is_main:
+            ctx.job.barrier()  # rank 0 reads and tokenizes first; the others then hit its cache
+        data = load_data(ctx.cfg.data, seed=ctx.seed)
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items())
+        print(f"data: {data.source}: {sizes}; {len(data.labels)} labels", flush=True)
+        if len(data.labels) < 2:
+            raise PipelineError(
+                f"The training data has a single label ({data.labels}); a classifier needs at "
+                "least two. Check data.label_column."
+            )
+        self.tokenizer = fit_tokenizer(ctx.cfg.tokenizer, data.splits["train"])
+        tokenized = tokenize(data.splits, self.tokenizer, self.data_cfg.max_length)
+        done = (
+            "all splits from cache"
+            if tokenized.rows_tokenized == 0
+            else f"{tokenized.rows_tokenized:,} rows in {tokenized.seconds:.1f}s"
+        )
+        print(f"tokenized: vocabulary {self.tokenizer.vocab_size:,}; {done}", flush=True)
+        if ctx.job.is_main:
+            ctx.job.barrier()
+        self.texts, self.labels = data.splits, [str(label) for label in data.labels]
+        self.tokenizer_dir = ctx.out_dir / "tokenizer"
+        self.tokenizer.save(self.tokenizer_dir)
+        (self.tokenizer_dir / "labels.json").write_text(json.dumps(data.labels))
+        ctx.tracker.log_artifact(self.tokenizer_dir, "tokenizer")
+        self.splits = {
+            name: EncodedSplit.from_dataset(ds, self.tokenizer.pad_id)
+            for name, ds in tokenized.splits.items()
+        }
+        return build_model(
+            ctx.cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id, len(self.labels)
+        )
+
+    def train_batches(self, epoch: int, start: int) -> EpochBatches:
+        """Length-bucketed batches in an order drawn from (seed, epoch): the same on every
+        process and on resume; each process takes its rows of each global batch."""
+        trainer, job = self.ctx.trainer, self.ctx.job
+        generator = torch.Generator().manual_seed(self.ctx.seed * 100_003 + epoch)
+        order = batch_order(
+            self.splits["train"].lengths,
+            trainer.batch_size,
+            shuffle=True,
+            bucket_size=trainer.bucket_size,
+            generator=generator,
+        )
+        todo = [rows for rows in order[start:] if len(rows) >= job.world_size]  # no empty shard
+        shards = iterate_batches(
+            self.splits["train"], [job.shard(rows) for rows in todo], self.ctx.device
+        )
+        batches = ((batch, len(rows)) for rows, batch in zip(todo, shards, strict=True))
+        return EpochBatches(len(order), batches)
+
+    def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
+        shard, global_rows = batch
+        logits = model(shard.ids, shard.mask)
+        return F.cross_entropy(logits.float(), shard.labels, reduction="sum"), global_rows, None
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        return {"train/loss": mean_loss}
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        if split not in self.splits:
+            return {}
+        result = evaluate(
+            model,
+            self.splits[split],
+            batch_size=self.ctx.trainer.eval_batch_size,
+            device=self.ctx.device,
+            num_classes=len(self.labels),
+            autocast_dtype=self.ctx.amp,
+        )
+        self.evaluations[split] = result
+        return {"loss": result.loss, "accuracy": result.accuracy, "f1": result.f1}
+
+    def describe_epoch(self, metrics: dict[str, float]) -> str:
+        names = ("train/loss", "val/loss", "val/accuracy", "val/f1")
+        return "  ".join(f"{name} {metrics[name]:.4f}" for name in names)
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"labels": self.labels}
+        if self.tokenizer_dir is not None:
+            extra["tokenizer_dir"] = str(self.tokenizer_dir.resolve())
+        return extra
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:
+        pass
+
+    def finish(self, ctx: RunContext, model: nn.Module, fitted: Any, test: dict) -> None:
+        """Learning curves, confusion matrix, classification and error reports, the model."""
+        from pipeline.reporting.plots import confusion_matrix_plot, learning_curves
+        from pipeline.reporting.reports import write_classification_reports
+
+        plots = ctx.out_dir / "plots"
+        plots.mkdir(exist_ok=True)
+        learning_curves(fitted.history, plots / "learning_curves.png")
+        confusion = self.evaluations["test"].confusion
+        confusion_matrix_plot(confusion, self.labels, plots / "confusion_matrix.png")
+        write_classification_reports(
+            model,
+            self.splits["validation"],
+            self.texts["validation"]["text"],
+            confusion,
+            self.labels,
+            self.tokenizer,
+            ctx.device,
+            ctx.out_dir,
+            batch_size=ctx.trainer.eval_batch_size,
+        )
+        ctx.tracker.log_artifact(ctx.out_dir / "reports", "reports")
+        ctx.tracker.log_artifact(plots, "plots")
+        if ctx.tracking.log_model:  # raw text in, labels out: see inference/pyfunc_model.py
+            from pipeline.inference.pyfunc_model import log_classifier_model
+
+            ctx.tracker.log_model_with(
+                log_classifier_model,
+                fitted.best_path or fitted.last_path,
+                self.tokenizer_dir,
+                self.labels,
+                register_as=ctx.tracking.register_as,
+            )

@@ -1,0 +1,72 @@
+"""Language-model losses: summed cross-entropy per target token, perplexity, bits per char."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipeline.data.streams import make_streams, windows
+from pipeline.runtime.device import autocast
+
+LN2 = math.log(2.0)
+
+
+def lm_metrics(mean_loss: float, char_level: bool) -> dict[str, float]:
+    """Unprefixed ``loss``, ``perplexity`` and, for characters, ``bpc``."""
+    out = {"loss": mean_loss, "perplexity": math.exp(min(mean_loss, 700.0))}  # exp overflows
+    if char_level:
+        out["bpc"] = mean_loss / LN2
+    return out
+
+
+@dataclass
+class LMEvaluation:
+    """Summed loss over exactly ``tokens`` target tokens."""
+
+    loss_sum: float
+    tokens: int
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.tokens, 1)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.loss, 700.0))
+
+    def metrics(self, prefix: str, char_level: bool) -> dict[str, float]:
+        return {f"{prefix}/{k}": v for k, v in lm_metrics(self.loss, char_level).items()}
+
+
+def loss_sum(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+    """Summed cross-entropy over the real targets of a window (float32)."""
+    return F.cross_entropy(logits[mask].float(), targets[mask], reduction="sum")
+
+
+@torch.inference_mode()
+def evaluate_lm(
+    model: nn.Module,
+    ids: Tensor,
+    *,
+    batch_size: int,
+    bptt: int,
+    pad_id: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> LMEvaluation:
+    """Loss over every target of the stream ``ids`` (N - 1 tokens), state carried."""
+    was_training = model.training
+    model.eval()
+    streams = make_streams(ids, batch_size, pad_id)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    state = None
+    for window in windows(streams, bptt, device):
+        with autocast(device, autocast_dtype):
+            logits, state = model(window.inputs, window.mask, state)
+        total += loss_sum(logits, window.targets, window.mask)
+    model.train(was_training)
+    return LMEvaluation(total.item(), streams.num_targets)

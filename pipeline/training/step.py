@@ -1,0 +1,73 @@
+"""One optimisation step: the optimizer (fused where torch has it), backward, clipping, AMP
+loss scaling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.config.schemas import OptimizerConfig
+
+
+def make_optimizer(params, cfg: OptimizerConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW / Adam / SGD, fused where torch supports it on this device."""
+    params = list(params)
+    fused = cfg.fused
+    if fused is None:
+        fused = device.type in ("cuda", "cpu") and cfg.name in ("adamw", "adam", "sgd")
+    kwargs: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if cfg.name == "sgd":
+        kwargs["momentum"] = cfg.momentum
+    cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[cfg.name]
+    if fused:
+        try:
+            return cls(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError):
+            pass  # this torch build has no fused kernel for the device: use foreach
+    return cls(params, **kwargs)
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    grad_clip: float,
+) -> None:
+    """Backward, clip the gradient norm (after unscaling fp16 gradients), step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if grad_clip > 0:
+        clip_gradients(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
+def clip_gradients(parameters: Iterable[nn.Parameter], max_norm: float) -> None:
+    """``clip_grad_norm_``, minus its rescaling pass on CPU when nothing needs clipping.
+
+    torch rescales every gradient by ``min(max_norm / (norm + 1e-6), 1)``, a full read and
+    write of each gradient even when that factor is exactly 1 (about 3% of a step of the
+    seed model). On CPU, reading the norm waits for nothing, so the pass is skipped when
+    the factor is 1: the result is bit-identical. On GPUs the check would stall the host,
+    so torch's own function runs there.
+    """
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return
+    if params[0].device.type != "cpu" or not hasattr(nn.utils, "get_total_norm"):  # torch<2.6
+        nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    total = nn.utils.get_total_norm([p.grad for p in params])
+    if not float(total) + 1e-6 <= max_norm:  # also NaN / inf: rescale, as torch does
+        nn.utils.clip_grads_with_norm_(params, max_norm, total)
