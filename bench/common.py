@@ -394,9 +394,14 @@ def run_cli(
     name: str,
     threads: int | None = None,
     metrics: Sequence[str] = ("train/samples_per_s", "train/epoch_seconds"),
+    source: Path | None = None,
 ) -> CliRun:
     """``python -m pipeline <overrides>`` in a fresh process, tracked in MLflow (a SQLite
-    store in ``workdir``); the per-epoch ``metrics`` are read back from its MLflow run."""
+    store in ``workdir``); the per-epoch ``metrics`` are read back from its MLflow run.
+
+    ``source``: another checkout of the project to run instead of this one (put first on
+    PYTHONPATH, so its ``pipeline``, ``plugins`` and ``conf`` are imported), e.g. a
+    ``git worktree`` of the commit before a change, to compare the two in one run."""
     workdir.mkdir(parents=True, exist_ok=True)
     store = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
     output_dir = (workdir / "outputs" / re.sub(r"[^A-Za-z0-9_.-]", "_", name)).resolve()
@@ -411,6 +416,9 @@ def run_cli(
     if threads:
         command.append(f"trainer.num_threads={threads}")
     env = {**os.environ, "PIPELINE_DATA_DIR": data_dir()}
+    if source is not None:
+        paths = [str(Path(source).resolve()), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     with Timer() as timer:
         done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     if done.returncode != 0:

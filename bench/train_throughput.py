@@ -24,6 +24,10 @@ word tokenizer), four ways:
   small slice (so the first call's set-up is excluded). Skipped if keras is not installed
   (``pip install keras``).
 
+* ``--baseline TREE``: the two pipeline variants again, run from another checkout (e.g.
+  ``git worktree add ../before <commit>``), to compare a change with the code before it in
+  the same run; ``pipeline / baseline`` is their ratio.
+
 Variants run interleaved (A, B, C, D, A, ...); the table shows medians.
 Targets (the issue): pipeline >= 1.2x hand-written and >= 4x Keras.
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from pathlib import Path
 
 import common
 
@@ -74,6 +79,7 @@ def keras_variant(x, y, vocab: int):
 def main() -> None:
     p = common.parser(__doc__, samples=10_000, quick_samples=1_000)
     p.add_argument("--eval-samples", type=int, default=None, help="CLI's validation/test rows")
+    p.add_argument("--baseline", type=Path, default=None, help="another checkout to compare")
     args = common.setup(p.parse_args())
     eval_samples = args.eval_samples or (100 if args.quick else 500)
     data_overrides = [
@@ -99,10 +105,14 @@ def main() -> None:
 
     workdir = common.workdir(args, "train")
     cli_runs: dict[str, list[dict]] = {"pipeline": [], "pipeline bucket=1": []}
+    if args.baseline:
+        cli_runs |= {"baseline": [], "baseline bucket=1": []}
 
-    def pipeline(name: str, extra: list[str]):
+    def pipeline(name: str, extra: list[str], source: Path | None = None):
         def measure(repeat: int) -> float:
-            run = common.run_cli([*overrides, *extra], workdir, f"{name}-{repeat}", args.threads)
+            run = common.run_cli(
+                [*overrides, *extra], workdir, f"{name}-{repeat}", args.threads, source=source
+            )
             cli_runs[name].append({"run_id": run.run_id, "seconds": run.seconds, **run.history})
             return run.history["train/samples_per_s"][-1]
 
@@ -115,6 +125,11 @@ def main() -> None:
             model, optimizer, ids, labels, 32, seed=r + 1
         ),
     }
+    if args.baseline:
+        variants["baseline"] = pipeline("baseline", [], args.baseline)
+        variants["baseline bucket=1"] = pipeline(
+            "baseline bucket=1", ["trainer.bucket_size=1"], args.baseline
+        )
     keras_measure, keras_version = keras_variant(ids.int().numpy(), labels.numpy(), vocab)
     if keras_measure is not None:
         variants["keras"] = keras_measure
@@ -143,6 +158,15 @@ def main() -> None:
             "pipeline / Keras", ratios["pipeline/keras"], TARGET_VS_KERAS
         )
     ratios["pipeline bucket=1/hand-written"] = median["pipeline bucket=1"] / median["hand-written"]
+    if args.baseline:
+        ratios["pipeline/baseline"] = base / median["baseline"]
+        ratios["pipeline bucket=1/baseline"] = (
+            median["pipeline bucket=1"] / median["baseline bucket=1"]
+        )
+        print(
+            f"against {args.baseline}: pipeline {ratios['pipeline/baseline']:.3f}x, "
+            f"bucket=1 {ratios['pipeline bucket=1/baseline']:.3f}x"
+        )
     common.write_json(
         "train_throughput",
         args,

@@ -186,9 +186,7 @@ class Registry(Generic[T]):
                 f"Unknown key {self.group}.{unknown[0]} for {self.kind} '{entry.name}'. "
                 f"{did_you_mean(unknown[0], known)}"
             )
-        config = entry.config(**values)
-        validate(config, prefix=self.group)
-        return config
+        return to_dataclass(entry.config, values, self.group)
 
 
 def _check_config(kind: str, name: str, config: type) -> None:
@@ -223,6 +221,52 @@ def validate(config: Any, prefix: str) -> None:
                 raise ConfigError(f"{key}={value!r} is too large: it must be < {limit}.")
             if not meta.get("max_exclusive") and value > limit:
                 raise ConfigError(f"{key}={value!r} is too large: it must be <= {limit}.")
+
+
+def to_dataclass(
+    schema: type[T],
+    node: Any,
+    prefix: str,
+    *,
+    missing_hint: str = "",
+    fields_at: Callable[[list[str]], type] | None = None,
+) -> T:
+    """The one conversion of a config section into its checked dataclass.
+
+    ``node`` is a composed node, a plain dict, or already a ``schema``. OmegaConf checks the
+    types; an unknown key is named with the closest known field (``fields_at(key parts)``
+    gives the dataclass a nested key belongs to); a missing value says ``missing_hint``;
+    then :func:`validate` checks the bounds declared in the fields.
+    """
+    if isinstance(node, schema):
+        config = node
+    else:
+        from omegaconf import OmegaConf
+        from omegaconf.errors import (
+            ConfigAttributeError,
+            ConfigKeyError,
+            MissingMandatoryValue,
+            OmegaConfBaseException,
+        )
+
+        try:
+            node = node if OmegaConf.is_config(node) else OmegaConf.create(dict(node))
+            config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            parts = str(e.full_key or e.key).split(".")
+            known = _field_names(fields_at(parts) if fields_at else schema)
+            raise ConfigError(
+                f"Unknown key {prefix}.{'.'.join(parts)}. {did_you_mean(parts[-1], known)}"
+            ) from None
+        except MissingMandatoryValue as e:
+            raise ConfigError(f"{prefix}.{e.full_key} is required{missing_hint}.") from None
+        except OmegaConfBaseException as e:
+            key = e.full_key or e.key or ""
+            message = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
+            where = f"{prefix}.{key}" if key else prefix
+            raise ConfigError(f"Invalid value for {where}: {message.rstrip('.')}.") from None
+    validate(config, prefix)
+    return config
 
 
 def describe(help_text: str, default: Any = dataclasses.MISSING, **bounds: Any) -> Any:

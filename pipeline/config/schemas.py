@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.registry import describe, validate
+from pipeline.registry import describe, to_dataclass
 
 _ONE_EXCLUSIVE = {"min": 0.0, "max": 1.0, "max_exclusive": True}
 
@@ -172,19 +172,7 @@ def component_configs(cfg: Any) -> dict[str, Any]:
 
 def typed(schema: type, node: Any, prefix: str) -> Any:
     """Convert a composed node into its dataclass and check its bounds."""
-    from omegaconf import OmegaConf
-
-    from pipeline.errors import ConfigError
-
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
-        config = OmegaConf.to_object(merged)
-    except Exception as exc:  # omegaconf's ValidationError / ConfigKeyError
-        key = getattr(exc, "full_key", None)
-        message = getattr(exc, "msg", str(exc)).split("\n")[0]
-        where = f"{prefix}.{key}" if key else prefix
-        raise ConfigError(f"Invalid value for {where}: {message}.") from None
-    validate(config, prefix)
+    config = to_dataclass(schema, node, prefix)
     if prefix == "trainer":
         _check_device(config.device)
     if prefix == "tracking":

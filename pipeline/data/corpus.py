@@ -44,7 +44,6 @@ the tokenization cache relies on.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import re
@@ -53,14 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.data.labelled import DATA_DIR_ENV, _cache_dir, _hub_errors, _offline_from_env
+from pipeline.data.sources import DATA_DIR_ENV, SPLITS, datasets_cache, hub_errors, offline_from_env
 from pipeline.errors import ConfigError, DataError, did_you_mean
-from pipeline.registry import describe, validate
+from pipeline.registry import describe, to_dataclass, validate
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
-SPLITS = ("train", "validation", "test")
 CLEANERS = ("none", "letters")
 CARVE_UNITS = ("chars", "lines")
 _CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
@@ -185,12 +183,7 @@ def to_corpus_config(node: CorpusConfig | Mapping[str, Any] | Any) -> CorpusConf
         config = node
     else:
         from omegaconf import OmegaConf
-        from omegaconf.errors import (
-            ConfigAttributeError,
-            ConfigKeyError,
-            MissingMandatoryValue,
-            OmegaConfBaseException,
-        )
+        from omegaconf.errors import OmegaConfBaseException
 
         try:
             if not OmegaConf.is_config(node):
@@ -205,24 +198,10 @@ def to_corpus_config(node: CorpusConfig | Mapping[str, Any] | Any) -> CorpusConf
                 f"needs a text corpus (a preset with type: corpus): "
                 f"{', '.join(corpus_presets())}."
             )
-        try:
-            merged = OmegaConf.merge(OmegaConf.structured(CorpusConfig), node)
-            config = OmegaConf.to_object(merged)
-        except (ConfigKeyError, ConfigAttributeError) as e:
-            key = str(e.full_key or e.key)
-            fields = [f.name for f in dataclasses.fields(CorpusConfig)]
-            raise ConfigError(
-                f"Unknown key data.{key}. {did_you_mean(key.split('.')[-1], fields)}"
-            ) from None
-        except MissingMandatoryValue as e:
-            raise ConfigError(
-                f"data.{e.full_key} is required (a corpus preset, e.g. "
-                f"data={' / data='.join(corpus_presets()) or 'tiny_shakespeare'})."
-            ) from None
-        except OmegaConfBaseException as e:
-            key = e.full_key or e.key or ""
-            message = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
-            raise ConfigError(f"Invalid value for data.{key}: {message}") from None
+        presets = " / data=".join(corpus_presets()) or "tiny_shakespeare"
+        config = to_dataclass(
+            CorpusConfig, node, "data", missing_hint=f" (a corpus preset, e.g. data={presets})"
+        )
     _check(config)
     return config
 
@@ -352,7 +331,7 @@ def _load_local(config: CorpusConfig, root: Path) -> tuple[dict[str, Any], str]:
                 data_files=files,
                 split="train",
                 keep_linebreaks=False,
-                cache_dir=_cache_dir(config),
+                cache_dir=datasets_cache(config),
             )
         except Exception as e:  # an unreadable file: name it, keep the cause
             raise DataError(f"Cannot read {pattern} as text: {type(e).__name__}: {e}") from e
@@ -383,11 +362,11 @@ def _load_hub(config: CorpusConfig) -> tuple[dict[str, Any], str]:
             f"configured. Set {DATA_DIR_ENV}=/path/to/data or pass data.dir=/path/to/data, laid "
             f"out as {_layout(config, Path('<dir>'))}.{extra}"
         )
-    cache_dir = _cache_dir(config)
+    cache_dir = datasets_cache(config)
     where = config.hub + (f"/{config.hub_config}" if config.hub_config else "")
     raw: dict[str, Any] = {}
     try:
-        with _offline_from_env():
+        with offline_from_env():
             if config.hub_splits:
                 for split, name in config.hub_splits.items():
                     raw[split] = datasets.load_dataset(
@@ -405,7 +384,7 @@ def _load_hub(config: CorpusConfig) -> tuple[dict[str, Any], str]:
                         f"The Hub dataset {where} has no train split (it has "
                         f"{', '.join(found)}); set data.hub_splits.train=<name>."
                     )
-    except _hub_errors() as e:
+    except hub_errors() as e:
         raise _no_source_error(
             config,
             f"no local copy is configured and the Hugging Face Hub dataset '{config.hub}' could "

@@ -53,21 +53,26 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.data.sources import (
+    DATA_DIR_ENV,
+    SPLITS,
+    datasets_cache,
+    hub_errors,
+    offline_from_env,
+    quiet_datasets,
+)
 from pipeline.errors import ConfigError, DataError, did_you_mean
-from pipeline.registry import describe, validate
+from pipeline.registry import describe, to_dataclass, validate
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
-SPLITS = ("train", "validation", "test")
 FORMATS = ("csv", "tsv", "json", "parquet", "text")
-DATA_DIR_ENV = "PIPELINE_DATA_DIR"
 
 #: file extension (after an optional ``.gz``) -> format
 _EXTENSIONS = {
@@ -210,40 +215,21 @@ class _Raw:
 
 def to_config(cfg: DataConfig | Mapping[str, Any] | Any) -> DataConfig:
     """A checked ``DataConfig`` from a ``DataConfig``, a plain dict or a composed Hydra node."""
-    if isinstance(cfg, DataConfig):
-        config = cfg
-    else:
-        from omegaconf import OmegaConf
-        from omegaconf.errors import (
-            ConfigAttributeError,
-            ConfigKeyError,
-            MissingMandatoryValue,
-            OmegaConfBaseException,
-        )
-
-        try:
-            node = cfg if OmegaConf.is_config(cfg) else OmegaConf.create(dict(cfg))
-            merged = OmegaConf.merge(OmegaConf.structured(DataConfig), node)
-            config = OmegaConf.to_object(merged)
-        except (ConfigKeyError, ConfigAttributeError) as e:
-            key = str(e.full_key or e.key)
-            parts = key.split(".")
-            nested = len(parts) >= 3 and parts[0] in ("hub_splits", "local_splits")
-            fields = _field_names(SplitSource if nested else DataConfig)
-            raise ConfigError(
-                f"Unknown key data.{key}. {did_you_mean(parts[-1], fields)}"
-            ) from None
-        except MissingMandatoryValue as e:
-            raise ConfigError(
-                f"data.{e.full_key} is required (e.g. data=imdb, or data=files "
-                "data.train=/path/to/train.csv)."
-            ) from None
-        except OmegaConfBaseException as e:
-            key = e.full_key or e.key or ""
-            message = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
-            raise ConfigError(f"Invalid value for data.{key}: {message}") from None
+    config = to_dataclass(
+        DataConfig,
+        cfg,
+        "data",
+        missing_hint=" (e.g. data=imdb, or data=files data.train=/path/to/train.csv)",
+        fields_at=_owner_of_key,
+    )
     _check(config)
     return config
+
+
+def _owner_of_key(parts: list[str]) -> type:
+    """The dataclass a (possibly nested) data key belongs to."""
+    nested = len(parts) >= 3 and parts[0] in ("hub_splits", "local_splits")
+    return SplitSource if nested else DataConfig
 
 
 def _field_names(cls: type) -> list[str]:
@@ -354,11 +340,6 @@ def _layout(config: DataConfig, root: Path) -> str:
     )
 
 
-def _cache_dir(config: DataConfig) -> str | None:
-    # datasets reads HF_DATASETS_CACHE once, at import; honour a later change too.
-    return config.cache_dir or os.environ.get("HF_DATASETS_CACHE") or None
-
-
 def _load_local(config: DataConfig, root: Path) -> tuple[dict[str, _Raw], str]:
     raw: dict[str, _Raw] = {}
     wheres = []
@@ -449,25 +430,12 @@ def _read_files(
     if fmt == "parquet":  # Parquet is compressed inside; datasets cannot read a gzipped one
         files = [_gunzipped(f, config) if f.endswith(".gz") else f for f in files]
     try:
-        with _quiet_datasets():
+        with quiet_datasets():
             return datasets.load_dataset(
-                builder, data_files=files, split="train", cache_dir=_cache_dir(config), **kwargs
+                builder, data_files=files, split="train", cache_dir=datasets_cache(config), **kwargs
             )
     except Exception as e:  # a parser error: name the file, keep the cause
         raise _read_error(e, where, fmt) from e
-
-
-@contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """No "Failed to read file ..." log line from the builders: the DataError says it."""
-    import datasets
-
-    level = datasets.logging.get_verbosity()
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
-    try:
-        yield
-    finally:
-        datasets.logging.set_verbosity(level)
 
 
 def _read_error(error: BaseException, where: str, fmt: str) -> DataError:
@@ -504,7 +472,7 @@ def _gunzipped(path: str, config: DataConfig) -> str:
 
     stat = os.stat(path)
     key = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    folder = Path(_cache_dir(config) or datasets.config.HF_DATASETS_CACHE) / "pipeline_gunzip"
+    folder = Path(datasets_cache(config) or datasets.config.HF_DATASETS_CACHE) / "pipeline_gunzip"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{key.hexdigest()[:16]}-{Path(path).name[:-3]}"
     if not target.exists():
@@ -521,43 +489,6 @@ def _raw(dataset: Any, where: str, source: SplitSource, config: DataConfig, hint
     return _Raw(dataset, where, text_columns, label_column, dict(source.keep), hint)
 
 
-@contextmanager
-def _offline_from_env() -> Iterator[None]:
-    """Honour HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set after ``datasets`` was imported.
-
-    Both libraries read these variables once, at import; without this a late setting is
-    ignored and an unreachable Hub costs ~25 s of retries before failing.
-    """
-    import datasets
-    import huggingface_hub.constants as hub_constants
-
-    def on(name: str) -> bool:
-        return os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")
-
-    if not (on("HF_HUB_OFFLINE") or on("HF_DATASETS_OFFLINE")):
-        yield
-        return
-    saved = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
-    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
-
-
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    import datasets.exceptions
-
-    errors: list[type[BaseException]] = [OSError, datasets.exceptions.DatasetsError]
-    try:
-        from huggingface_hub.errors import HFValidationError
-
-        errors.append(HFValidationError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
-
-
 def _load_hub(config: DataConfig) -> tuple[dict[str, _Raw], str]:
     import datasets
 
@@ -569,10 +500,10 @@ def _load_hub(config: DataConfig) -> tuple[dict[str, _Raw], str]:
         )
     raw: dict[str, _Raw] = {}
     ids: list[str] = []
-    cache_dir = _cache_dir(config)
+    cache_dir = datasets_cache(config)
     current = config.hub or ""
     try:
-        with _offline_from_env():
+        with offline_from_env():
             if config.hub_splits:
                 for split, source in config.hub_splits.items():
                     current = source.path or config.hub or ""
@@ -602,7 +533,7 @@ def _load_hub(config: DataConfig) -> tuple[dict[str, _Raw], str]:
                         f"{', '.join(found)}); set data.hub_splits.train.split=<name>."
                     )
                 ids.append(current)
-    except _hub_errors() as e:
+    except hub_errors() as e:
         raise DataError(
             f"Cannot load data set '{config.name}': no local copy is configured and the Hugging "
             f"Face Hub dataset '{current}' could not be loaded ({type(e).__name__}: {e}). Either "

@@ -189,49 +189,48 @@ def classifier_from_checkpoint(
     from pipeline.config.schemas import register_core_configs
     from pipeline.data.tokenize import load_tokenizer
     from pipeline.model.assembly import build_model
-    from pipeline.model.checkpoint import load_checkpoint, load_weights
+    from pipeline.model.checkpoint import Checkpoint, load_weights
     from pipeline.plugins import load_plugins
 
     path = Path(path)
-    payload = load_checkpoint(path)
-    config = payload.get("config") if isinstance(payload, dict) else None
-    kind = tasks.for_checkpoint(config)
+    saved = Checkpoint.load(path, what="classifier")
+    config = saved.config
+    kind = tasks.kind(saved.kind)
     if kind.predicts != "labels":  # say what it is instead, and what uses it
         raise PipelineError(
             f"{path} is a {kind.noun} checkpoint; it predicts {kind.predicts}, not labels. Use "
             f"it with: python -m pipeline {kind.usage.format(path=path)}"
         )
-    if not isinstance(payload, dict) or not {"model", "config", "labels"} <= set(payload):
+    if not config or saved.labels is None:
         raise PipelineError(
             f"{path} is not a classifier checkpoint of this pipeline (it lacks the model, "
             "config or labels). Use the best.pt or last.pt that a training run wrote."
         )
-    folder = _tokenizer_folder(path, payload, tokenizer_dir)
+    folder = _tokenizer_folder(path, saved.tokenizer_dir, tokenizer_dir)
     tokenizer = load_tokenizer(folder)
-    labels = [str(label) for label in payload["labels"]]
+    labels = [str(label) for label in saved.labels]
     load_plugins()
     register_core_configs()
     model = build_model(
         OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id, len(labels)
     )
-    load_weights(model, payload, path, folder)
+    load_weights(model, saved.model, path, folder)
     max_length = (config.get("data") or {}).get("max_length")
     return TrainedClassifier(
         model=model.eval(),
         tokenizer=tokenizer,
         labels=labels,
         config=config,
-        run_id=payload.get("mlflow_run_id"),
+        run_id=saved.mlflow_run_id,
         max_length=int(max_length) if max_length else None,
     )
 
 
-def _tokenizer_folder(path: Path, payload: dict, tokenizer_dir: str | Path | None) -> Path:
-    candidates = [tokenizer_dir, payload.get("tokenizer_dir"), path.parent / "tokenizer"]
+def _tokenizer_folder(path: Path, recorded: str | None, tokenizer_dir: str | Path | None) -> Path:
+    candidates = [tokenizer_dir, recorded, path.parent / "tokenizer"]
     for candidate in candidates:
         if candidate is not None and Path(candidate).is_dir():
             return Path(candidate)
-    recorded = payload.get("tokenizer_dir")
     raise PipelineError(
         f"The tokenizer of {path} is missing: "
         + (f"it was recorded at {recorded}, which no longer exists, and " if recorded else "")

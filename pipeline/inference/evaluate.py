@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, PipelineError, did_you_mean
+from pipeline.config.arguments import parse_key_values
+from pipeline.errors import ConfigError, PipelineError
 
-ARGS = ("model", "data", "split", "batch_size", "device", "tracking", "seed", "output_dir")
+TRACKING_KEYS = ("tracking.uri", "tracking.experiment", "tracking.run_name")
 
 
 @dataclass
@@ -43,26 +44,20 @@ class EvaluateArgs:
 
 def parse_args(argv: list[str]) -> EvaluateArgs:
     """``key=value`` arguments; ``data.*`` and ``tracking.*`` pass through to their groups."""
-    args = EvaluateArgs()
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"evaluate takes key=value arguments, got '{item}'.")
-        if key.startswith("data."):
-            args.data_overrides.append(item)
-        elif key in ("tracking.uri", "tracking.experiment", "tracking.run_name"):
+    args, forwarded = parse_key_values(
+        "evaluate",
+        argv,
+        EvaluateArgs,
+        forward=lambda key: key.startswith("data.") or key in TRACKING_KEYS,
+        also_known=["data.<key>", *TRACKING_KEYS],
+        not_arguments=("data_overrides", "tracking_overrides"),
+    )
+    for item in forwarded:
+        key, _, value = item.partition("=")
+        if key in TRACKING_KEYS:
             args.tracking_overrides[key.split(".", 1)[1]] = value
-        elif key in ARGS:
-            kind = type(getattr(args, key))
-            try:
-                setattr(args, key, kind(value))
-            except ValueError:
-                raise ConfigError(
-                    f"evaluate {key}={value!r}: expected a {kind.__name__}."
-                ) from None
         else:
-            known = [*ARGS, "data.<key>", "tracking.uri", "tracking.experiment"]
-            raise ConfigError(f"Unknown argument {key} for evaluate. {did_you_mean(key, known)}")
+            args.data_overrides.append(item)
     if not args.model or not args.data:
         raise ConfigError(
             "evaluate needs model=<checkpoint | MLflow run id | runs:/<id>/model | "

@@ -11,14 +11,15 @@ tokens, drawn with a seeded generator, so the same seed gives the same text.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from pipeline import tasks
-from pipeline.errors import ConfigError, PipelineError, did_you_mean
+from pipeline.config.arguments import parse_key_values
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.model.sampling import decode, sample  # noqa: F401  (the generate command's own)
 
 
@@ -36,19 +37,7 @@ class GenerateArgs:
 
 def parse_args(argv: list[str]) -> GenerateArgs:
     """``key=value`` arguments, checked like the rest of the command line."""
-    args = GenerateArgs()
-    known = {f.name: f for f in fields(GenerateArgs)}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"generate takes key=value arguments, got '{item}'.")
-        if key not in known:
-            raise ConfigError(f"Unknown argument {key} for generate. {did_you_mean(key, known)}")
-        kind = type(getattr(args, key))
-        try:
-            setattr(args, key, kind(value))
-        except ValueError:
-            raise ConfigError(f"generate {key}={value!r}: expected a {kind.__name__}.") from None
+    args, _ = parse_key_values("generate", argv, GenerateArgs)
     if not args.model:
         raise ConfigError(
             "generate needs model=<checkpoint path | MLflow run id | runs:/<id>/model | "
@@ -68,20 +57,18 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
     path = Path(reference)
     if path.suffix == ".pt" or path.is_file():
         from pipeline.model.assembly import build_language_model
-        from pipeline.model.checkpoint import load_checkpoint, load_weights
+        from pipeline.model.checkpoint import Checkpoint, load_weights
         from pipeline.plugins import load_plugins
 
         load_plugins()
-        payload = load_checkpoint(path)
-        if not isinstance(payload, dict) or not {"model", "config", "tokenizer_dir"} <= set(
-            payload
-        ):
+        saved = Checkpoint.load(path, what="language-model")
+        if not saved.config or saved.tokenizer_dir is None:
             raise PipelineError(
                 f"{path} is not a language-model checkpoint of this pipeline (it lacks the "
                 "model, config or tokenizer). Use the best.pt or last.pt of a task=lm run."
             )
-        config = payload["config"] if isinstance(payload["config"], dict) else {}
-        kind = tasks.for_checkpoint(config)
+        config = saved.config if isinstance(saved.config, dict) else {}
+        kind = tasks.kind(saved.kind)
         if kind.predicts != "tokens":
             name = (config.get("task") or {}).get("name", "?")
             raise PipelineError(
@@ -90,13 +77,13 @@ def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, A
                 f"python -m pipeline {kind.usage.format(path=path)}, or train a language "
                 "model with task=lm."
             )
-        tokenizer = load_tokenizer(payload["tokenizer_dir"])
+        tokenizer = load_tokenizer(saved.tokenizer_dir)
         from omegaconf import OmegaConf
 
         model = build_language_model(
             OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id
         )
-        load_weights(model, payload, path, payload["tokenizer_dir"])
+        load_weights(model, saved.model, path, saved.tokenizer_dir)
         return model, tokenizer
 
     import mlflow

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.config.arguments import parse_key_values
 from pipeline.errors import ConfigError, DataError, did_you_mean
 
 if TYPE_CHECKING:
@@ -44,23 +45,7 @@ class PredictArgs:
 
 def parse_args(argv: list[str]) -> PredictArgs:
     """``key=value`` arguments; ``text=`` may repeat. Checked before any model is loaded."""
-    args = PredictArgs()
-    known = {f.name for f in fields(PredictArgs)}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"predict takes key=value arguments, got {item!r}. {_USAGE}")
-        if key not in known:
-            raise ConfigError(f"Unknown argument {key} for predict. {did_you_mean(key, known)}")
-        if key == "text":
-            args.text.append(value)
-        elif key == "batch_size":
-            try:
-                args.batch_size = int(value)
-            except ValueError:
-                raise ConfigError(f"predict batch_size={value!r}: expected an integer.") from None
-        else:
-            setattr(args, key, value)
+    args, _ = parse_key_values("predict", argv, PredictArgs, usage=_USAGE)
     if not args.model:
         raise ConfigError(f"predict needs model=... . {_USAGE}")
     if not args.text and not args.input:

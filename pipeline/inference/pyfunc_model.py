@@ -45,8 +45,6 @@ from pipeline.inference.pyfunc_model import TextClassifierModel
 
 mlflow.models.set_model(TextClassifierModel())
 """
-#: What the slim checkpoint keeps from a training checkpoint.
-CHECKPOINT_KEYS = ("model", "config", "labels", "versions", "epoch", "metrics")
 
 
 class TextClassifierModel(mlflow.pyfunc.PythonModel):
@@ -96,12 +94,9 @@ def signature(labels: Sequence[str]) -> Any:
 def slim_checkpoint(checkpoint: Path, directory: Path) -> Path:
     """Copy of ``checkpoint`` without optimizer state or history, for serving."""
 
-    from pipeline.model.checkpoint import load_checkpoint, save_atomic
+    from pipeline.model.checkpoint import Checkpoint
 
-    payload = load_checkpoint(checkpoint)
-    return save_atomic(
-        {k: payload[k] for k in CHECKPOINT_KEYS if k in payload}, directory / "classifier.pt"
-    )
+    return Checkpoint.load(checkpoint).for_serving().save(directory / "classifier.pt")
 
 
 def log_classifier_model(

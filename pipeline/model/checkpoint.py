@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pipeline import __version__
 from pipeline.errors import PipelineError
 
 
@@ -67,13 +69,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_weights(
-    model: torch.nn.Module, payload: dict[str, Any], path: Any, tokenizer: Any
+    model: torch.nn.Module, weights: dict[str, Any], path: Any, tokenizer: Any
 ) -> None:
     """Load a checkpoint's weights into the model its config describes; weights that do not
     fit (the config or the tokenizer folder ``tokenizer`` belongs to another run) are one
     error naming both, instead of torch's list of every mismatched tensor."""
     try:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(weights)
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
@@ -82,3 +84,81 @@ def load_weights(
             f"in {tokenizer} ({detail.rstrip('.')}). The checkpoint's config or the tokenizer "
             "folder belongs to another run: use the best.pt and tokenizer/ that one run wrote."
         ) from None
+
+
+#: The layout of the checkpoints this version writes; it reads every format up to it.
+#: 1: seqpipe 0.1 before the format was recorded (the same keys); 2: this typed layout.
+CHECKPOINT_FORMAT = 2
+
+
+@dataclass
+class Checkpoint:
+    """What ``last.pt`` / ``best.pt`` hold, typed: built in one place (the training loop),
+    saved atomically, loaded with ``weights_only``. On disk it is a plain dict of these
+    fields (``None`` left out) plus a task's own keys (``extra``)."""
+
+    model: dict[str, Any]  # the weights (state_dict)
+    config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config
+    labels: list[str] | None = None  # classifiers: the label names, in id order
+    tokenizer_dir: str | None = None  # the fitted tokenizer's folder
+    mlflow_run_id: str | None = None  # the run that wrote it
+    versions: dict[str, str] = field(default_factory=dict)
+    epoch: int = 0  # the last epoch trained (fully or in part)
+    metrics: dict[str, float] = field(default_factory=dict)  # that epoch's
+    history: list[dict[str, float]] = field(default_factory=list)
+    resume: dict[str, Any] | None = None  # where training stands (ResumePoint.state_dict())
+    finished: bool = False
+    optimizer: dict[str, Any] | None = None
+    schedule: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # a task's own keys
+    format: int = CHECKPOINT_FORMAT
+
+    @property
+    def kind(self) -> str:
+        """The task kind of the run that wrote it (classification before kinds existed)."""
+        task = self.config.get("task") if isinstance(self.config, dict) else None
+        return str((task or {}).get("type") or "classification")
+
+    def to_dict(self) -> dict[str, Any]:
+        names = [f.name for f in fields(self) if f.name != "extra"]
+        payload = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {**self.extra, **payload}
+
+    @classmethod
+    def from_dict(cls, payload: Any, path: Any = "the checkpoint", what: str = "") -> Checkpoint:
+        """A checkpoint from what ``torch.load`` returned; a foreign file or one from a newer
+        version is one clear error (``what``: the kind the caller wants, for the message)."""
+        if not isinstance(payload, dict) or "model" not in payload:
+            raise PipelineError(
+                f"{path} is not a {what + ' ' if what else ''}checkpoint of this pipeline (it "
+                "holds no model weights). Use the best.pt or last.pt that a training run wrote."
+            )
+        written = payload.get("format", 1)
+        if not isinstance(written, int) or written > CHECKPOINT_FORMAT:
+            by = (payload.get("versions") or {}).get("pipeline", "a newer seqpipe")
+            raise PipelineError(
+                f"{path} was written by seqpipe {by} in checkpoint format {written}; this "
+                f"seqpipe ({__version__}) reads formats up to {CHECKPOINT_FORMAT}. Upgrade "
+                "seqpipe (pip install -U seqpipe) to use it."
+            )
+        return replace(cls.of(payload), format=written)
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Checkpoint:
+        """A checkpoint of this version from named values; names that are not fields (a
+        task's own keys) go to ``extra``."""
+        known = {f.name for f in fields(cls)} - {"extra", "format"}
+        extra = {k: v for k, v in values.items() if k not in known and k != "format"}
+        return cls(**{k: v for k, v in values.items() if k in known}, extra=extra)
+
+    def save(self, path: str | Path) -> Path:
+        return save_atomic(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path, what: str = "") -> Checkpoint:
+        return cls.from_dict(load_checkpoint(path), path, what)
+
+    def for_serving(self) -> Checkpoint:
+        """The same model without the training state (optimizer, schedule, history...)."""
+        return replace(self, optimizer=None, schedule=None, scaler=None, history=[], resume=None)

@@ -66,17 +66,17 @@ def find_checkpoint(value: str, current: dict[str, Any], tracking_uri: str | Non
 
 
 def _newest_unfinished(current: dict[str, Any]) -> Path:
-    from pipeline.model.checkpoint import load_checkpoint
+    from pipeline.model.checkpoint import Checkpoint
 
     found = [p for root in ("outputs", "multirun") for p in Path(root).glob("**/last.pt")]
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            payload = load_checkpoint(path)
+            saved = Checkpoint.load(path)
         except PipelineError:
             continue
-        if payload.get("finished") or "resume" not in payload:
+        if saved.finished or saved.resume is None:
             continue
-        if not config_differences(payload.get("config", {}), current):
+        if not config_differences(saved.config, current):
             return path
     raise PipelineError(
         f"trainer.resume=auto found no unfinished run with this config among {len(found)} "
@@ -107,18 +107,18 @@ def _from_run(run_id: str, tracking_uri: str | None) -> Path:
 
 def load_for_resume(
     value: str, current: dict[str, Any], tracking_uri: str | None
-) -> tuple[Path, dict[str, Any]]:
-    """The checkpoint to resume from and its payload, checked against ``current``."""
-    from pipeline.model.checkpoint import load_checkpoint
+) -> tuple[Path, Any]:
+    """The checkpoint to resume from (a ``Checkpoint``), checked against ``current``."""
+    from pipeline.model.checkpoint import Checkpoint
 
     path = find_checkpoint(value, current, tracking_uri)
-    payload = load_checkpoint(path)
-    if "resume" not in payload:
+    saved = Checkpoint.load(path)
+    if saved.resume is None:
         raise PipelineError(
             f"{path} has no resume state (a best.pt, or a checkpoint of an older version): "
             "resume from the last.pt of the run."
         )
-    differences = config_differences(payload.get("config", {}), current)
+    differences = config_differences(saved.config, current)
     if differences:
         shown = "; ".join(differences[:8]) + ("; ..." if len(differences) > 8 else "")
         raise PipelineError(
@@ -126,12 +126,12 @@ def load_for_resume(
             "config it was made with (the same command line), or start a new run."
         )
     wanted = int(current.get("trainer", {}).get("max_epochs", 0))
-    if payload.get("finished") and wanted <= int(payload.get("epoch", 0)):
+    if saved.finished and wanted <= saved.epoch:
         raise PipelineError(
-            f"{path} is from a run that already finished (epoch {payload.get('epoch')}). To "
+            f"{path} is from a run that already finished (epoch {saved.epoch}). To "
             "train it longer, raise trainer.max_epochs; otherwise there is nothing to resume."
         )
-    return path, payload
+    return path, saved
 
 
 def resume_command(checkpoint: str | Path) -> str:

@@ -138,7 +138,7 @@ def start(cfg: DictConfig, sections: Sections) -> Any:
             trainer.resume, OmegaConf.to_container(cfg, resolve=True), tracking.uri
         )
         trainer.checkpoint_dir = str(path.parent)  # go on writing beside it
-        point = resumed["resume"]
+        point = resumed.resume
         print(f"resume: {path} (epoch {point['epoch']}, step {point['step']})", flush=True)
     checkpoint_dir = Path(trainer.checkpoint_dir or out_dir)
     tracker = start_tracker(cfg, tracking, task, device, out_dir, resumed)
@@ -167,7 +167,7 @@ def start_tracker(
     task: TaskConfig,
     device: Any,
     out_dir: Path,
-    resumed: dict | None,
+    resumed: Any,
 ) -> Any:
     """The run's tracker, started: a child of the sweep's parent run inside a sweep."""
     from pipeline.run.sweep import child_name_suffix, current_sweep, job_overrides
@@ -191,7 +191,7 @@ def start_tracker(
         name,
         tags,
         parent_run_id=sweep.parent_run_id if sweep else None,
-        run_id=resumed.get("mlflow_run_id") if resumed else None,
+        run_id=resumed.mlflow_run_id if resumed else None,
     )
     return tracker
 
@@ -201,7 +201,7 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     import torch
 
     from pipeline.model.assembly import count_parameters
-    from pipeline.model.checkpoint import load_checkpoint
+    from pipeline.model.checkpoint import Checkpoint
     from pipeline.runtime.seeding import seed_everything
     from pipeline.training.callbacks import LogMetrics
     from pipeline.training.loop import fit, prefixed
@@ -223,7 +223,7 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
         return  # training is done; rank 0 evaluates, reports and logs
     result.best_checkpoint = fitted.best_path
     if fitted.best_path is not None:
-        model.load_state_dict(load_checkpoint(fitted.best_path)["model"])
+        model.load_state_dict(Checkpoint.load(fitted.best_path).model)
     test = prefixed("test", task.evaluate(model, "test"))
     val = {k: v for k, v in fitted.best_metrics().items() if k.startswith("val/")}
     result.metrics = {**val, **test}

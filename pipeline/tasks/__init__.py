@@ -33,10 +33,8 @@ def build(cfg: Any) -> Any:
     return registry.tasks.get(str(cfg.task.type)).cls(cfg)
 
 
-def for_checkpoint(config: Any) -> Any:
-    """The task class whose run wrote a checkpoint with this (resolved) config: the kind its
-    ``task.type`` names; checkpoints without one are classifiers (the only kind there was)."""
-    task = config.get("task") if isinstance(config, dict) else None
-    kind = task.get("type") if isinstance(task, dict) else None
+def kind(name: str) -> Any:
+    """The task class of a kind (a checkpoint's ``Checkpoint.kind``): what its checkpoints
+    predict and which sub-command uses them."""
     declare_built_in()
-    return registry.tasks.get(str(kind or "classification")).cls
+    return registry.tasks.get(name).cls

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.model.checkpoint import save_atomic
+from pipeline.model.checkpoint import Checkpoint
 
 
 def improved(value: float, best: float, mode: str) -> bool:
@@ -57,7 +57,7 @@ class EpochBook:
     def should_stop(self) -> bool:
         return bool(self.patience and self.bad_epochs >= self.patience)
 
-    def save(self, payload: dict[str, Any], is_best: bool) -> None:
+    def save(self, checkpoint: Checkpoint, is_best: bool) -> None:
         """Write ``best.pt`` (when best) and then ``last.pt``, each atomically.
 
         ``best.pt`` goes first: a process killed between the two writes leaves a ``last.pt``
@@ -70,8 +70,8 @@ class EpochBook:
         if not self.writes:
             return
         if is_best:
-            save_atomic(payload, self.best_path)
-        save_atomic(payload, self.last_path)
+            checkpoint.save(self.best_path)
+        checkpoint.save(self.last_path)
 
     def stop_message(self) -> str:
         return (

@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # types only: building a context imports none of these
     from omegaconf import DictConfig
 
     from pipeline.config.schemas import OptimizerConfig, TaskConfig, TrackingConfig, TrainerConfig
+    from pipeline.model.checkpoint import Checkpoint
     from pipeline.runtime.distributed import Distributed
     from pipeline.tracking.tracker import Tracker
 
@@ -29,7 +30,7 @@ class RunContext:
     out_dir: Path  # the run's output folder (Hydra's)
     checkpoint_dir: Path  # where last.pt / best.pt go
     seed: int = 42
-    resumed: dict[str, Any] | None = None  # the last.pt payload this run goes on from
+    resumed: Checkpoint | None = None  # the last.pt this run goes on from
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, versions, run id
 
     @property

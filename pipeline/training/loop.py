@@ -21,6 +21,7 @@ from torch import nn
 
 from pipeline.contracts import Task
 from pipeline.errors import PipelineError
+from pipeline.model.checkpoint import Checkpoint
 from pipeline.runtime.device import autocast
 from pipeline.runtime.state import detach_state, state_to
 from pipeline.training.book import EpochBook
@@ -156,9 +157,7 @@ class _Loop:
         here.capture_rng()
         path = self.book.checkpoint_dir / "last.pt"
         if self.ctx.job.is_main:
-            from pipeline.model.checkpoint import save_atomic
-
-            save_atomic(self._payload(here, {}, False), path)
+            self._checkpoint(here, {}, False).save(path)
         where = f"in epoch {epoch} after {getattr(self.task, 'step_name', 'step')} {step}"
         raise TrainingInterrupted(self.stop.signal_name or "SIGINT", str(path), where)
 
@@ -184,7 +183,7 @@ class _Loop:
             bad_epochs=book.bad_epochs,
         )
         at.capture_rng()
-        book.save(self._payload(at, metrics, finished), is_best)
+        book.save(self._checkpoint(at, metrics, finished), is_best)
         print(
             f"epoch {epoch}: {task.describe_epoch(metrics)}  "
             f"{metrics[f'train/{task.unit}_per_s']:,.0f} {task.unit}/s  {trained.seconds:.1f}s"
@@ -202,37 +201,41 @@ class _Loop:
             )
         return at
 
-    def _payload(self, point: ResumePoint, metrics: dict[str, float], finished: bool) -> dict:
+    def _checkpoint(
+        self, point: ResumePoint, metrics: dict[str, float], finished: bool
+    ) -> Checkpoint:
         """What ``last.pt`` (and ``best.pt``) hold: weights, optimizer, where training stands,
         and what the run and the task add (config, labels, tokenizer...)."""
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "epoch": point.epoch - 1 if point.step == 0 else point.epoch,
-            "metrics": metrics,
-            "history": self.book.history,
-            "resume": point.state_dict(),
-            "finished": finished,
-            **self.ctx.checkpoint_extra,
-            **self.task.checkpoint_extra(),
-        }
+        return Checkpoint.of(
+            {
+                **self.ctx.checkpoint_extra,
+                **self.task.checkpoint_extra(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "epoch": point.epoch - 1 if point.step == 0 else point.epoch,
+                "metrics": metrics,
+                "history": self.book.history,
+                "resume": point.state_dict(),
+                "finished": finished,
+            }
+        )
 
-    def _restore(self, payload: dict[str, Any]) -> ResumePoint:
-        """Load a ``last.pt`` payload into the training objects; return where to go on."""
-        if "resume" not in payload:
+    def _restore(self, saved: Checkpoint) -> ResumePoint:
+        """Load a ``last.pt`` into the training objects; return where to go on from."""
+        if saved.resume is None or saved.optimizer is None:
             raise PipelineError(
                 "This checkpoint has no resume state (it was written before resuming existed, "
-                "or it is a best.pt): resume from the run's last.pt."
+                "or it is a served copy): resume from the run's last.pt."
             )
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.schedule.load_state_dict(payload["schedule"])
-        if self.scaler is not None and payload.get("scaler"):
-            self.scaler.load_state_dict(payload["scaler"])
-        at = ResumePoint.from_state_dict(payload["resume"])
-        self.book.restore(payload.get("history", []), at)
+        self.model.load_state_dict(saved.model)
+        self.optimizer.load_state_dict(saved.optimizer)
+        self.schedule.load_state_dict(saved.schedule or {})
+        if self.scaler is not None and saved.scaler:
+            self.scaler.load_state_dict(saved.scaler)
+        at = ResumePoint.from_state_dict(saved.resume)
+        self.book.restore(saved.history, at)
         at.restore_rng()
         return at
 

@@ -40,7 +40,7 @@ def test_labels_that_do_not_match_say_how_to_rename(model, data):
         (["model=x.pt", "data=sst2", "splt=test"], "Did you mean 'split'"),
         (["model=x.pt", "data=sst2", "split=dev"], "use train, validation or test"),
         (["model=x.pt", "data=sst2", "batch_size=0"], ">= 1"),
-        (["model=x.pt", "data=sst2", "batch_size=many"], "expected a int"),
+        (["model=x.pt", "data=sst2", "batch_size=many"], "expected an integer"),
         (["model=x.pt", "data=sst2", "oops"], "key=value"),
     ],
 )

@@ -1,0 +1,68 @@
+"""What labelled data sets and corpora share about where data comes from: the local data
+root (``PIPELINE_DATA_DIR``), the ``datasets`` cache, the Hub's offline switches and errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+SPLITS = ("train", "validation", "test")
+DATA_DIR_ENV = "PIPELINE_DATA_DIR"
+
+
+def datasets_cache(config: Any) -> str | None:
+    """Where ``datasets`` caches: ``data.cache_dir``, else HF_DATASETS_CACHE, else its default."""
+    # datasets reads HF_DATASETS_CACHE once, at import; honour a later change too.
+    return config.cache_dir or os.environ.get("HF_DATASETS_CACHE") or None
+
+
+@contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """No "Failed to read file ..." log line from the builders: the DataError says it."""
+    import datasets
+
+    level = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
+    try:
+        yield
+    finally:
+        datasets.logging.set_verbosity(level)
+
+
+@contextmanager
+def offline_from_env() -> Iterator[None]:
+    """Honour HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set after ``datasets`` was imported.
+
+    Both libraries read these variables once, at import; without this a late setting is
+    ignored and an unreachable Hub costs ~25 s of retries before failing.
+    """
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    def on(name: str) -> bool:
+        return os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")
+
+    if not (on("HF_HUB_OFFLINE") or on("HF_DATASETS_OFFLINE")):
+        yield
+        return
+    saved = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    import datasets.exceptions
+
+    errors: list[type[BaseException]] = [OSError, datasets.exceptions.DatasetsError]
+    try:
+        from huggingface_hub.errors import HFValidationError
+
+        errors.append(HFValidationError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
