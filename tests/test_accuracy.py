@@ -6,10 +6,10 @@ Slow (minutes each on 2 CPU cores): deselected by default, run with `pytest -m s
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.cli import run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -23,14 +23,7 @@ TARGETS = [
 @pytest.mark.parametrize("overrides, target", TARGETS, ids=[" ".join(o) for o, _ in TARGETS])
 def test_default_settings_reach_the_target(overrides, target, data_dir, tmp_path):
     env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *overrides],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    done = run_pipeline(*overrides, cwd=tmp_path, env=env, timeout=3600)
     assert done.returncode == 0, done.stderr[-3000:]
     from mlflow.tracking import MlflowClient
 

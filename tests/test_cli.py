@@ -8,18 +8,11 @@ import sys
 
 import pytest
 
+from tests.cli import cli_env, run_pipeline
+
 
 def cli(*args: str, cwd=None, env_extra: dict[str, str] | None = None):
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env_extra or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-    )
+    return run_pipeline(*args, cwd=cwd, env=cli_env(**(env_extra or {})), timeout=120)
 
 
 def test_help_lists_every_group_and_its_options():

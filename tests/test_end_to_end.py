@@ -4,14 +4,13 @@ then read back through a real `mlflow server` over its REST API."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.cli import cli_env, run_pipeline
 from tests.servers import free_port, start_mlflow_server, stop
 
 QUICK = [
@@ -28,37 +27,24 @@ QUICK = [
 ]
 
 
-def run_pipeline(
+def pipeline(
     cwd: Path, env: dict[str, str], *overrides: str, timeout: int = 300
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_pipeline(*overrides, cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, data_dir, hf_cache) -> tuple[Path, dict[str, str]]:
+def workdir(tmp_path_factory, data_dir) -> tuple[Path, dict[str, str]]:
+    """A folder and environment of this module's own: its own datasets cache, so that its
+    first run tokenizes whatever other tests ran before it (the cache test relies on it)."""
     cwd = tmp_path_factory.mktemp("run")
-    env = {
-        **os.environ,
-        "PIPELINE_DATA_DIR": str(data_dir),
-        "HF_DATASETS_CACHE": str(hf_cache),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return cwd, env
+    return cwd, cli_env(data_dir, tmp_path_factory.mktemp("hf_cache_end_to_end"))
 
 
 @pytest.fixture(scope="module")
 def first_run(workdir) -> subprocess.CompletedProcess:
     cwd, env = workdir
-    done = run_pipeline(cwd, env, *QUICK)
+    done = pipeline(cwd, env, *QUICK)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -154,7 +140,7 @@ def test_logged_model_loads_back_and_predicts(first_run, workdir):
 def test_second_identical_run_reads_tokens_from_cache(first_run, workdir):
     cwd, env = workdir
     assert "all splits from cache" not in first_run.stdout
-    again = run_pipeline(cwd, env, *QUICK)
+    again = pipeline(cwd, env, *QUICK)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "all splits from cache" in again.stdout
     # same seed, same data, same model: the same result
@@ -165,7 +151,7 @@ def test_second_identical_run_reads_tokens_from_cache(first_run, workdir):
 
 def test_failure_after_the_run_started_marks_it_failed(first_run, workdir, tmp_path):
     cwd, env = workdir
-    done = run_pipeline(cwd, env, *QUICK, f"data.dir={tmp_path / 'nowhere'}")
+    done = pipeline(cwd, env, *QUICK, f"data.dir={tmp_path / 'nowhere'}")
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     _, runs = runs_in(cwd / "mlflow.db")

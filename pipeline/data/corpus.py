@@ -45,14 +45,20 @@ the tokenization cache relies on.
 from __future__ import annotations
 
 import glob
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.data.sources import DATA_DIR_ENV, SPLITS, datasets_cache, hub_errors, offline_from_env
+from pipeline.data.sources import (
+    DATA_DIR_ENV,
+    SPLITS,
+    data_root,
+    datasets_cache,
+    hub_errors,
+    offline_from_env,
+)
 from pipeline.errors import ConfigError, DataError, did_you_mean
 from pipeline.registry import describe, to_dataclass, validate
 
@@ -283,19 +289,10 @@ def load_corpus(cfg: CorpusConfig | Mapping[str, Any] | Any, seed: int) -> Loade
 
 
 def _data_root(config: CorpusConfig) -> Path | None:
-    value = config.dir or os.environ.get(DATA_DIR_ENV) or None
-    if value is None:
-        return None
-    origin = "data.dir" if config.dir else DATA_DIR_ENV
-    root = Path(os.path.expandvars(value)).expanduser().absolute()
-    if not root.is_dir():
-        hub = "the Hugging Face Hub" if config.hub else "nothing (this corpus has no Hub copy)"
-        raise DataError(
-            f"The local data folder {root} (from {origin}) does not exist. Point {origin} at the "
-            f"folder that holds the data sets, laid out as: {_layout(config, root)}. Unsetting "
-            f"{origin} falls back to {hub}."
-        )
-    return root
+    hub = "the Hugging Face Hub" if config.hub else "nothing (this corpus has no Hub copy)"
+    return data_root(
+        config, lambda root: _layout(config, root), "Unsetting {origin} falls back to " + hub + "."
+    )
 
 
 def _layout(config: CorpusConfig, root: Path) -> str:

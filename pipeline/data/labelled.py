@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.data.sources import (
     DATA_DIR_ENV,
     SPLITS,
+    data_root,
     datasets_cache,
     hub_errors,
     offline_from_env,
@@ -318,18 +319,11 @@ def load_data(cfg: DataConfig | Mapping[str, Any] | Any, seed: int) -> LoadedDat
 
 
 def _data_root(config: DataConfig) -> Path | None:
-    value = config.dir or os.environ.get(DATA_DIR_ENV) or None
-    if value is None:
-        return None
-    origin = "data.dir" if config.dir else DATA_DIR_ENV
-    root = Path(os.path.expandvars(value)).expanduser().absolute()
-    if not root.is_dir():
-        raise DataError(
-            f"The local data folder {root} (from {origin}) does not exist. "
-            f"Point {origin} at the folder that holds the data sets, laid out as: "
-            f"{_layout(config, root)}. Unset {origin} to download from the Hugging Face Hub."
-        )
-    return root
+    return data_root(
+        config,
+        lambda root: _layout(config, root),
+        "Unset {origin} to download from the Hugging Face Hub.",
+    )
 
 
 def _layout(config: DataConfig, root: Path) -> str:

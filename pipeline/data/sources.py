@@ -4,12 +4,35 @@ root (``PIPELINE_DATA_DIR``), the ``datasets`` cache, the Hub's offline switches
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from pipeline.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 DATA_DIR_ENV = "PIPELINE_DATA_DIR"
+
+
+def data_root(config: Any, layout: Callable[[Path], str], fallback: str) -> Path | None:
+    """The local data folder (``data.dir``, else ``PIPELINE_DATA_DIR``); None: use the Hub.
+
+    A folder that does not exist is an error showing the expected ``layout`` under it and
+    what unsetting it falls back to (``fallback``, with ``{origin}`` for the setting).
+    """
+    value = config.dir or os.environ.get(DATA_DIR_ENV) or None
+    if value is None:
+        return None
+    origin = "data.dir" if config.dir else DATA_DIR_ENV
+    root = Path(os.path.expandvars(value)).expanduser().absolute()
+    if not root.is_dir():
+        raise DataError(
+            f"The local data folder {root} (from {origin}) does not exist. Point {origin} at the "
+            f"folder that holds the data sets, laid out as: {layout(root)}. "
+            + fallback.format(origin=origin)
+        )
+    return root
 
 
 def datasets_cache(config: Any) -> str | None:

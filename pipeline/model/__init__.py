@@ -1,0 +1,2 @@
+"""Model: assembly of the registered components (embedding -> encoder -> pooler -> head), the
+typed checkpoint, and sampling from language models."""

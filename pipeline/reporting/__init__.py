@@ -1,0 +1,1 @@
+"""Reporting: metrics, plots and the classification reports a run writes."""

@@ -1,0 +1,1 @@
+"""Runtime: the device and autocast dtype, torchrun's process group, seeding, carried state."""

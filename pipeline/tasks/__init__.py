@@ -22,9 +22,10 @@ BUILT_IN = {
 
 def declare_built_in() -> None:
     """Declare the core's task kinds (idempotent; imports no torch)."""
-    for kind, target in BUILT_IN.items():
-        if kind not in registry.tasks:
-            registry.tasks.declare(kind, TaskConfig, target)
+    with registry.providing("seqpipe"):  # the distribution of the core
+        for kind, target in BUILT_IN.items():
+            if kind not in registry.tasks:
+                registry.tasks.declare(kind, TaskConfig, target)
 
 
 def build(cfg: Any) -> Any:

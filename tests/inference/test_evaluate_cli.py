@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.inference.evaluate import align_labels, parse_args
+from tests.cli import run_pipeline
 
 
 def test_labels_match_by_name_case_or_prefix():
@@ -72,14 +72,7 @@ QUICK = [
 
 
 def pipeline(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_pipeline(*args, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PipelineError
+from tests.cli import run_pipeline
 from tests.servers import answers
-from tests.test_end_to_end import QUICK, free_port, run_pipeline
+from tests.test_end_to_end import QUICK, free_port, pipeline
 
 REGISTERED = "sst2-serving-test"
 TEXTS = [
@@ -41,7 +42,7 @@ def trained(tmp_path_factory, data_dir, hf_cache) -> dict:
         "HF_DATASETS_OFFLINE": "1",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = run_pipeline(cwd, env, *QUICK, f"tracking.register_as={REGISTERED}")
+    done = pipeline(cwd, env, *QUICK, f"tracking.register_as={REGISTERED}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (checkpoint,) = cwd.glob("outputs/*/*/best.pt")
     run_id = next(
@@ -60,14 +61,7 @@ def trained(tmp_path_factory, data_dir, hf_cache) -> dict:
 
 
 def predict_cli(trained: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "predict", *args],
-        cwd=trained["cwd"],
-        env=trained["env"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run_pipeline("predict", *args, cwd=trained["cwd"], env=trained["env"], timeout=180)
 
 
 def check_probabilities(records: list[dict]) -> None:

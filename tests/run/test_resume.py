@@ -7,12 +7,12 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.run.resume import config_differences
+from tests.cli import run_pipeline, start_pipeline
 
 CLASSIFIER = [
     "data=sst2",
@@ -63,28 +63,14 @@ def env(data_dir, hf_cache) -> dict[str, str]:
 
 
 def run(cwd: Path, env: dict, args: list[str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_pipeline(*args, cwd=cwd, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done
 
 
 def interrupt(cwd: Path, env: dict, args: list[str], when: str, signum: int):
     """Start a training, send ``signum`` once a line starts with ``when``; return the result."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # progress lines go to stderr
-        text=True,
-    )
+    process = start_pipeline(*args, cwd=cwd, env=env)  # progress lines (stderr) merged
     sent = False
     out = []
     for line in process.stdout:
@@ -164,37 +150,23 @@ def test_sigterm_then_auto_resume_of_a_language_model_is_exact(tmp_path, env):
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, env):
     run(tmp_path, env, [*CLASSIFIER, "trainer.max_epochs=1"])
     (last,) = tmp_path.glob("outputs/*/*/last.pt")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            *CLASSIFIER,
-            "encoder.hidden_size=24",
-            f"trainer.resume={last}",
-        ],
+    done = run_pipeline(
+        *CLASSIFIER,
+        "encoder.hidden_size=24",
+        f"trainer.resume={last}",
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "another config (encoder.hidden_size: 16 -> 24" in done.stderr
     # a finished run is not resumed, but may be trained longer
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            *CLASSIFIER,
-            "trainer.max_epochs=1",
-            f"trainer.resume={last}",
-        ],
+    again = run_pipeline(
+        *CLASSIFIER,
+        "trainer.max_epochs=1",
+        f"trainer.resume={last}",
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert again.returncode != 0 and "already finished" in again.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +21,7 @@ from pipeline.run.sweep import (
     parent_run_name,
     sweep_overrides,
 )
+from tests.cli import run_pipeline
 
 TINY = [
     "task=sentiment",
@@ -84,14 +84,7 @@ def env(data_dir, hf_cache) -> dict[str, str]:
 
 
 def sweep(cwd: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "-m", *TINY, *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_pipeline("-m", *TINY, *overrides, cwd=cwd, env=env, timeout=600)
 
 
 def runs_by_name(cwd: Path) -> dict[str, object]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.cli import run_pipeline
+
 SMALL = [
     "task=sentiment",
     "data=sst2",
@@ -71,14 +73,7 @@ def torchrun(*args: str) -> list[str]:
 def single(tmp_path_factory, env) -> Path:
     """The one-process run both tests compare with."""
     cwd = tmp_path_factory.mktemp("single")
-    one = subprocess.run(
-        [sys.executable, "-m", "pipeline", *SMALL],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    one = run_pipeline(*SMALL, cwd=cwd, env=env, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
     return cwd
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_pipeline
 
 TINY = [
     "trainer.max_epochs=2",
@@ -20,14 +21,7 @@ TINY = [
 
 
 def cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_pipeline(*args, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run_pipeline
 from tests.servers import free_port, start_mlflow_server, stop
 
 QUICK = [
@@ -42,14 +43,7 @@ def env(data_dir, hf_cache) -> dict[str, str]:
 def test_unreachable_server_is_a_clear_error_before_any_work(tmp_path, env):
     uri = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *QUICK, f"tracking.uri={uri}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_pipeline(*QUICK, f"tracking.uri={uri}", cwd=tmp_path, env=env, timeout=120)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert f"The MLflow server at {uri} does not answer" in done.stderr

@@ -4,8 +4,6 @@ checkpoint and marks the MLflow run FAILED."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from pipeline.model.checkpoint import load_checkpoint
 from pipeline.tasks.classification import ClassificationTask
 from pipeline.training.context import local_context
 from pipeline.training.loop import fit
+from tests.cli import run_pipeline
 
 
 class PoisonedAfter(nn.Module):
@@ -74,26 +73,19 @@ def test_nan_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_diverging_run_fails_clearly_and_is_marked_failed(tmp_path, data_dir, hf_cache):
     env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "HF_DATASETS_CACHE": str(hf_cache)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "data=sst2",
-            "data.max_train_samples=400",
-            "data.max_eval_samples=50",
-            "encoder.hidden_size=8",
-            "embedding.dim=8",
-            "optimizer=sgd",
-            "optimizer.lr=1e38",
-            "trainer.grad_clip=0",
-            "trainer.log_every_n_steps=2",
-            "trainer.progress=none",
-        ],
+    done = run_pipeline(
+        "data=sst2",
+        "data.max_train_samples=400",
+        "data.max_eval_samples=50",
+        "encoder.hidden_size=8",
+        "embedding.dim=8",
+        "optimizer=sgd",
+        "optimizer.lr=1e38",
+        "trainer.grad_clip=0",
+        "trainer.log_every_n_steps=2",
+        "trainer.progress=none",
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert done.returncode != 0
