@@ -152,11 +152,15 @@ class Task(Protocol):
     unit: str  # what a training step counts ("samples", "tokens"): throughput and progress
     step_name: str  # what a step is called in messages ("step"; "window" for streams)
 
-    def prepare(self, ctx: Any) -> nn.Module:
-        """Read and tokenize the data, save the tokenizer, build the model; return it."""
+    def prepare(self, ctx: Any) -> None:
+        """Read and tokenize the data; fit and save the tokenizer."""
+
+    def build_model(self, ctx: Any) -> nn.Module:
+        """The model, initialised (the run seeds torch just before)."""
 
     def train_batches(self, epoch: int, start: int) -> EpochBatches:
-        """Epoch ``epoch``'s batches from step ``start`` (0-based), this process's share."""
+        """Epoch ``epoch``'s batches from step ``start`` (0-based), this process's share: the
+        same batches whenever it is asked (that is what makes resume exact)."""
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         """(summed loss over this process's items, items in the whole global batch, carried

@@ -212,8 +212,9 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
         "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
         "mlflow_run_id": ctx.tracker.run_id,
     }
-    seed_everything(ctx.seed)
-    model = task.prepare(ctx)
+    task.prepare(ctx)
+    seed_everything(ctx.seed)  # the model's initial weights depend on the seed alone
+    model = task.build_model(ctx)
     n_params = count_parameters(model)
     ctx.tracker.set_tags({"n_params": str(n_params)})
     print(f"model: {n_params:,} parameters on {ctx.device}", flush=True)

@@ -54,12 +54,11 @@ class ClassificationTask:
         task.evaluations, task.tokenizer_dir = {}, None
         return task
 
-    def prepare(self, ctx: RunContext) -> nn.Module:
+    def prepare(self, ctx: RunContext) -> None:
         from pipeline.data.labelled import load_data
         from pipeline.data.tokenize import fit_tokenizer, tokenize
-        from pipeline.model.assembly import build_model
 
-        self.ctx = ctx
+        self.ctx, self._order_epoch = ctx, 0
         if not ctx.job.is_main:
             ctx.job.barrier()  # rank 0 reads and tokenizes first; the others then hit its cache
         data = load_data(ctx.cfg.data, seed=ctx.seed)
@@ -89,28 +88,42 @@ class ClassificationTask:
             name: EncodedSplit.from_dataset(ds, self.tokenizer.pad_id)
             for name, ds in tokenized.splits.items()
         }
+
+    def build_model(self, ctx: RunContext) -> nn.Module:
+        from pipeline.model.assembly import build_model
+
         return build_model(
             ctx.cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id, len(self.labels)
         )
 
     def train_batches(self, epoch: int, start: int) -> EpochBatches:
-        """Length-bucketed batches in an order drawn from (seed, epoch): the same on every
-        process and on resume; each process takes its rows of each global batch."""
-        trainer, job = self.ctx.trainer, self.ctx.job
-        generator = torch.Generator().manual_seed(self.ctx.seed * 100_003 + epoch)
-        order = batch_order(
-            self.splits["train"].lengths,
-            trainer.batch_size,
-            shuffle=True,
-            bucket_size=trainer.bucket_size,
-            generator=generator,
-        )
+        """Length-bucketed batches, this process's rows of each, from step ``start`` on."""
+        job = self.ctx.job
+        order = self._epoch_order(epoch)
         todo = [rows for rows in order[start:] if len(rows) >= job.world_size]  # no empty shard
         shards = iterate_batches(
             self.splits["train"], [job.shard(rows) for rows in todo], self.ctx.device
         )
         batches = ((batch, len(rows)) for rows, batch in zip(todo, shards, strict=True))
         return EpochBatches(len(order), batches)
+
+    def _epoch_order(self, epoch: int) -> list[Tensor]:
+        """Epoch ``epoch``'s batches: the ``epoch``-th order drawn by one generator seeded
+        with the run's seed, the same on every process; asked for an earlier epoch (or
+        first for a later one, on resume), the generator is replayed from the seed."""
+        if getattr(self, "_order_epoch", 0) > epoch or not hasattr(self, "_generator"):
+            self._generator = torch.Generator().manual_seed(self.ctx.seed)
+            self._order_epoch = 0
+        while self._order_epoch < epoch:
+            self._order = batch_order(
+                self.splits["train"].lengths,
+                self.ctx.trainer.batch_size,
+                shuffle=True,
+                bucket_size=self.ctx.trainer.bucket_size,
+                generator=self._generator,
+            )
+            self._order_epoch += 1
+        return self._order
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         shard, global_rows = batch

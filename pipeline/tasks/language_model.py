@@ -59,10 +59,9 @@ class LanguageModelTask:
         task._make_streams()
         return task
 
-    def prepare(self, ctx: RunContext) -> nn.Module:
+    def prepare(self, ctx: RunContext) -> None:
         from pipeline.data.corpus import load_corpus
         from pipeline.data.tokenize import fit_tokenizer, tokenize
-        from pipeline.model.assembly import build_language_model, init_uniform
 
         self.ctx, trainer, job = ctx, ctx.trainer, ctx.job
         if trainer.batch_size < job.world_size:
@@ -84,12 +83,16 @@ class LanguageModelTask:
         self.tokenizer.save(self.tokenizer_dir)
         ctx.tracker.log_artifact(self.tokenizer_dir, "tokenizer")
         self._make_streams()
-        model = build_language_model(ctx.cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id)
-        if ctx.task.init_range:
-            init_uniform(model, ctx.task.init_range)
         self.prompt = ctx.task.sample_prompt or _default_prompt(
             self.tokenizer, self.ids["validation"], self.char_level
         )
+
+    def build_model(self, ctx: RunContext) -> nn.Module:
+        from pipeline.model.assembly import build_language_model, init_uniform
+
+        model = build_language_model(ctx.cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id)
+        if ctx.task.init_range:
+            init_uniform(model, ctx.task.init_range)
         return model
 
     def _make_streams(self) -> None:
