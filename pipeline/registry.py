@@ -294,8 +294,6 @@ encoders: Registry[Any] = Registry("encoder", "encoder")
 poolers: Registry[Any] = Registry("pooler", "pooler")
 heads: Registry[Any] = Registry("head", "head")
 
-#: Task kinds (``task.type``): chosen by the task presets, not a config group of their own.
-tasks: Registry[Any] = Registry("task kind", "task.type", store=False)
 ALL: dict[str, Registry[Any]] = {
     r.group: r for r in (tokenizers, embeddings, encoders, poolers, heads)
 }

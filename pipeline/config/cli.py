@@ -214,10 +214,10 @@ def print_plugins() -> None:
     """Every registered component, by registry, with its provider and version."""
     from pipeline import registry
     from pipeline.plugins import failures
-    from pipeline.tasks import declare_built_in
+    from pipeline.tasks import declare_built_in, kinds
 
     declare_built_in()
-    for group, reg in [*registry.ALL.items(), ("task kinds (task.type)", registry.tasks)]:
+    for group, reg in [*registry.ALL.items(), ("task kinds", kinds)]:
         print(f"{group}:")
         for entry in reg.entries():
             try:

@@ -1,7 +1,7 @@
 """Tasks: what differs between classification, language modelling, tagging... Each is a
-``pipeline.contracts.Task``, registered in ``pipeline.registry.tasks`` under the kind that
+``pipeline.contracts.Task``, registered in ``pipeline.tasks.kinds`` under the kind that
 ``task.type`` names; the task presets in ``conf/task/`` pick one. A third party adds a kind
-the way it adds any component: ``registry.tasks.declare("my_kind", TaskConfig,
+the way it adds any component: ``kinds.declare("my_kind", TaskConfig,
 "my_pkg.task:MyTask")`` in its plugin module.
 
 This package is the only place that knows what a task is.
@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline import registry
 from pipeline.config.schemas import TaskConfig
+from pipeline.registry import Registry, providing
+
+#: The task kinds, chosen by ``task.type`` (set by the task presets): not a config group of
+#: their own, so nothing goes into Hydra's ConfigStore.
+kinds: Registry[Any] = Registry("task kind", "task.type", store=False)
 
 BUILT_IN = {
     "classification": "pipeline.tasks.classification:ClassificationTask",
@@ -22,20 +26,20 @@ BUILT_IN = {
 
 def declare_built_in() -> None:
     """Declare the core's task kinds (idempotent; imports no torch)."""
-    with registry.providing("seqpipe"):  # the distribution of the core
+    with providing("seqpipe"):  # the distribution of the core
         for kind, target in BUILT_IN.items():
-            if kind not in registry.tasks:
-                registry.tasks.declare(kind, TaskConfig, target)
+            if kind not in kinds:
+                kinds.declare(kind, TaskConfig, target)
 
 
 def build(cfg: Any) -> Any:
     """The task ``cfg.task.type`` names, built from the composed config (which it checks)."""
     declare_built_in()
-    return registry.tasks.get(str(cfg.task.type)).cls(cfg)
+    return kinds.get(str(cfg.task.type)).cls(cfg)
 
 
 def kind(name: str) -> Any:
     """The task class of a kind (a checkpoint's ``Checkpoint.kind``): what its checkpoints
     predict and which sub-command uses them."""
     declare_built_in()
-    return registry.tasks.get(name).cls
+    return kinds.get(name).cls

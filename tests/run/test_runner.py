@@ -11,9 +11,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from pipeline import registry
 from pipeline.errors import ConfigError
 from pipeline.run.runner import run
+from pipeline.tasks import kinds
 from pipeline.tasks.classification import ClassificationTask
 
 FAST = [
@@ -98,7 +98,7 @@ def test_a_task_kind_from_a_plugin_is_found_by_its_name(in_tmp):
 
     from pipeline.config.schemas import TaskConfig
 
-    registry.tasks.register("counting_classification", TaskConfig)(Counting)
+    kinds.register("counting_classification", TaskConfig)(Counting)
     train = toy_reviews(in_tmp / "train.csv", rows=100)
     cfg = composed(
         "task.type=counting_classification",
