@@ -13,15 +13,24 @@ import torch
 from pipeline import __version__
 from pipeline.errors import PipelineError
 
+#: The checkpoints a run writes, and the temporary files they are written to first.
+CHECKPOINT_NAMES = ("last.pt", "best.pt")
+TMP_SUFFIX = ".tmp"
+
+
+def _tmp_prefix(name: str) -> str:
+    return f".{name}."
+
 
 def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to a temporary file beside ``path``, flush it, then rename.
 
-    A crash mid-write leaves the previous checkpoint intact, never a truncated one.
+    A crash mid-write leaves the previous checkpoint intact, never a truncated one (a kill
+    leaves the temporary file: :func:`remove_partial_writes`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
@@ -32,6 +41,17 @@ def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes a killed process never finished
+    (``.last.pt.*.tmp``, ``.best.pt.*.tmp``); return them. Only for the folder's one writer."""
+    removed = []
+    for name in CHECKPOINT_NAMES:
+        for tmp in Path(folder).glob(f"{_tmp_prefix(name)}*{TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +21,33 @@ def output_directory() -> Path:
         return Path(HydraConfig.get().runtime.output_dir)
     except ValueError:
         return Path("outputs") / "manual"
+
+
+#: The resolver in ``hydra.run.dir`` / ``hydra.sweep.dir`` (``conf/config.yaml``).
+TOKEN_RESOLVER = "run_token"
+_token: str | None = None
+
+
+def run_token() -> str:
+    """A short id that tells apart runs started in the same second (output folders
+    ``outputs/<date>/<time>-<token>``): random, once per process; the processes of one
+    torchrun job share it (derived from their rendezvous), so they share one folder."""
+    global _token
+    if _token is None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("MASTER_PORT"):
+            keys = ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+            job = "|".join(os.environ.get(k, "") for k in keys)
+            _token = hashlib.sha256(job.encode()).hexdigest()[:6]
+        else:
+            _token = secrets.token_hex(3)
+    return _token
+
+
+def register_resolvers() -> None:
+    """``${run_token:}`` for the config. Cached, so that every job of a sweep (Hydra copies
+    the cache into each job's config, in worker processes too) sees its sweep's value."""
+    if not OmegaConf.has_resolver(TOKEN_RESOLVER):
+        OmegaConf.register_new_resolver(TOKEN_RESOLVER, run_token, use_cache=True)
 
 
 def git_commit() -> str:

@@ -9,6 +9,11 @@ that it belongs to the run described by the current config.
 A checkpoint from another config is refused with the keys that differ. Keys that do not
 change what is computed (progress display, threads, tracking) may differ, and so may
 ``trainer.max_epochs``, so that a finished schedule can be extended.
+
+Only the newest checkpoint of a run goes on: a ``best.pt`` (or an older copy) behind its
+run's ``last.pt`` would rewind training, overwrite that ``last.pt`` and log epochs twice into
+the run. Nor is a FINISHED MLflow run reopened, unless its final ``last.pt`` is trained
+longer (a higher ``trainer.max_epochs``).
 """
 
 from __future__ import annotations
@@ -81,7 +86,8 @@ def _newest_unfinished(current: dict[str, Any]) -> Path:
     raise PipelineError(
         f"trainer.resume=auto found no unfinished run with this config among {len(found)} "
         "last.pt files under ./outputs and ./multirun. Run from the folder the interrupted "
-        "run was started in, or give its last.pt: trainer.resume=outputs/<date>/<time>/last.pt."
+        "run was started in, or give its last.pt: "
+        "trainer.resume=outputs/<date>/<time>-<id>/last.pt."
     )
 
 
@@ -131,7 +137,62 @@ def load_for_resume(
             f"{path} is from a run that already finished (epoch {saved.epoch}). To "
             "train it longer, raise trainer.max_epochs; otherwise there is nothing to resume."
         )
+    check_newest(path, saved, path.parent / "last.pt")
+    tracking = current.get("tracking") or {}
+    if tracking.get("name") == "mlflow" and saved.mlflow_run_id:
+        check_run(path, saved, tracking_uri, extending=saved.finished and wanted > saved.epoch)
     return path, saved
+
+
+def _position(saved: Any) -> tuple[int, int]:
+    """Where training stood in ``saved``: (epoch to run, steps of it done)."""
+    point = saved.resume or {}
+    return int(point.get("epoch", 0)), int(point.get("step", 0))
+
+
+def check_newest(path: Path, saved: Any, last: Path) -> None:
+    """Refuse ``path`` when ``last`` (the run's ``last.pt``) is further on."""
+    from pipeline.model.checkpoint import Checkpoint
+
+    if not last.is_file() or last.resolve() == path.resolve():
+        return
+    try:
+        newest = Checkpoint.load(last)
+    except PipelineError:
+        return  # unreadable: nothing to protect, and path may be the way back
+    if newest.mlflow_run_id != saved.mlflow_run_id or _position(newest) <= _position(saved):
+        return
+    raise PipelineError(
+        f"{path} is epoch {saved.epoch} of its run, but the run went on: {last} is at epoch "
+        f"{newest.epoch}. Resuming from {path} would rewind training, overwrite {last} and "
+        f"log epochs twice. Go on from the newest checkpoint: trainer.resume={last}. To use "
+        f"the model in {path}, score or apply it: python -m pipeline evaluate model={path} "
+        "data=... (or predict model=...); a new run cannot start from its weights yet."
+    )
+
+
+def check_run(path: Path, saved: Any, tracking_uri: str | None, extending: bool) -> None:
+    """Refuse to reopen the FINISHED MLflow run of ``saved`` (unless it is trained longer),
+    and a checkpoint behind the ``last.pt`` in the folder the run records."""
+    from pipeline.tracking.tracker import connect_client
+
+    client, _ = connect_client(tracking_uri)
+    try:
+        run = client.get_run(saved.mlflow_run_id)
+    except Exception:
+        return  # not in this store: the resumed run records a new one
+    folder = run.data.tags.get("checkpoint_dir")
+    if folder:
+        check_newest(path, saved, Path(folder) / "last.pt")
+    if run.info.status != "FINISHED" or extending:
+        return
+    raise PipelineError(
+        f"{path} belongs to MLflow run {saved.mlflow_run_id}, which has FINISHED; resuming "
+        "from it would reopen that run and log its epochs a second time. Start a new run "
+        "(the same command without trainer.resume), or train the run longer from its final "
+        "last.pt with a higher trainer.max_epochs. To use the model in the checkpoint: "
+        f"python -m pipeline evaluate model={path} data=... (or predict model=...)."
+    )
 
 
 def resume_command(checkpoint: str | Path) -> str:

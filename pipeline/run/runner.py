@@ -24,6 +24,7 @@ from pipeline.config.schemas import (
     typed,
 )
 from pipeline.errors import ConfigError
+from pipeline.run.lock import discard_if_unused
 from pipeline.run.recording import (
     git_commit,
     output_directory,
@@ -44,6 +45,7 @@ class RunResult:
     tracking: str = ""
     ui_command: str | None = None
     seconds: float = 0.0
+    trained: bool = False  # the training loop has ended
 
 
 @dataclass
@@ -85,43 +87,91 @@ def run(cfg: DictConfig) -> RunResult:
     started = time.perf_counter()
     sections = validate(cfg)
     # Valid: only now the heavy imports (torch, mlflow), so a config error stays fast.
-    from pipeline.runtime import distributed
-    from pipeline.training.interrupts import TrainingInterrupted
+    from pipeline.run.lock import RunFolders
+    from pipeline.training.interrupts import StopAtOnce
 
-    ctx = start(cfg, sections)
-    tracker = ctx.tracker
-    result = RunResult(output_dir=ctx.out_dir, run_id=tracker.run_id, tracking=tracker.describe())
-    quiet_libraries(ctx.trainer.progress)
+    folders = RunFolders()
     try:
-        train_and_test(ctx, sections.task, result)
-    except TrainingInterrupted as exc:
-        from pipeline.run.resume import resume_command
-
-        tracker.end("KILLED", error=str(exc))
-        raise exc.with_command(resume_command(exc.checkpoint)) from None
-    except KeyboardInterrupt:
-        tracker.end("KILLED", error="interrupted (KeyboardInterrupt)")
-        raise
-    except BaseException as exc:
-        tracker.end("FAILED", error=f"{type(exc).__name__}: {exc}")
-        raise
-    tracker.end("FINISHED")
-    distributed.teardown(ctx.job)
+        with StopAtOnce():  # a signal before or after the training steps: KILLED, one line
+            result = tracked_run(cfg, sections, folders)
+    finally:
+        folders.release()
     result.seconds = time.perf_counter() - started
-    if hasattr(tracker, "ui_command"):
-        result.ui_command = tracker.ui_command()
     print_summary(result)
     return result
 
 
-def start(cfg: DictConfig, sections: Sections) -> Any:
-    """Join torchrun's job, pick the device, find what to resume, start the tracker."""
+def tracked_run(cfg: DictConfig, sections: Sections, folders: Any) -> RunResult:
+    """Start the run, train and test it, and end its tracked run with what happened."""
+    from pipeline.runtime import distributed
+
+    ctx = start(cfg, sections, folders)
+    tracker = ctx.tracker
+    result = RunResult(output_dir=ctx.out_dir, tracking=tracker.describe())
+    try:
+        quiet_libraries(ctx.trainer.progress)
+        begin_tracking(cfg, ctx, sections.tracking)
+        result.run_id = tracker.run_id
+        train_and_test(ctx, sections.task, result)
+    except BaseException as exc:
+        stop = end_stopped(ctx, result, exc)
+        if ctx.job.is_main:
+            discard_if_unused(ctx.out_dir)  # nothing of the run's own in it: no folder left
+        if stop is exc:
+            raise
+        raise stop from None
+    tracker.end("FINISHED")
+    distributed.teardown(ctx.job)
+    if hasattr(tracker, "ui_command"):
+        result.ui_command = tracker.ui_command()
+    return result
+
+
+def end_stopped(ctx: Any, result: RunResult, exc: BaseException) -> BaseException:
+    """End the tracked run of a run stopped by ``exc``; return what to raise."""
+    from pipeline.run.resume import resume_command
+    from pipeline.training.interrupts import RunInterrupted, TrainingInterrupted
+
+    if isinstance(exc, TrainingInterrupted):
+        ctx.tracker.end("KILLED", error=str(exc))
+        return exc.with_command(resume_command(exc.checkpoint))
+    if isinstance(exc, RunInterrupted):
+        exc.detail = interrupted_detail(ctx, result)
+        ctx.tracker.end("KILLED", error=str(exc))
+    elif isinstance(exc, KeyboardInterrupt):
+        ctx.tracker.end("KILLED", error="interrupted (KeyboardInterrupt)")
+    else:
+        ctx.tracker.end("FAILED", error=f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def interrupted_detail(ctx: Any, result: RunResult) -> str:
+    """What a signal outside the training steps leaves, and how to go on (for its message)."""
+    from pipeline.run.resume import resume_command
+
+    last = Path(ctx.checkpoint_dir) / "last.pt"
+    if result.trained:
+        best = result.best_checkpoint or last
+        return (
+            f" after training, while testing and recording the model: the trained model is "
+            f"saved in {best}, but its test metrics and logged model are not."
+        )
+    if ctx.resumed is not None:
+        return (
+            f" before training went on; {last} is unchanged. Resume with:\n  {resume_command(last)}"
+        )
+    return " before training started; nothing was saved. Run the same command to start again."
+
+
+def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
+    """Join torchrun's job, pick the device, lock the run's folders, find what to resume."""
     import torch
 
     from pipeline.runtime import distributed
+    from pipeline.tracking.tracker import make_tracker
     from pipeline.training.context import RunContext
 
-    trainer, tracking, task = sections.trainer, sections.tracking, sections.task_config
+    trainer, tracking = sections.trainer, sections.tracking
     job, device = distributed.setup(trainer.device)
     if not job.is_main:  # one voice: rank 0 prints, writes and tracks
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
@@ -130,27 +180,25 @@ def start(cfg: DictConfig, sections: Sections) -> Any:
         torch.set_num_threads(trainer.num_threads)
     out_dir = output_directory()
     out_dir.mkdir(parents=True, exist_ok=True)
-    resumed = None
-    if trainer.resume:
-        from pipeline.run.resume import load_for_resume
-
-        path, resumed = load_for_resume(
-            trainer.resume, OmegaConf.to_container(cfg, resolve=True), tracking.uri
-        )
-        trainer.checkpoint_dir = str(path.parent)  # go on writing beside it
-        point = resumed.resume
-        print(f"resume: {path} (epoch {point['epoch']}, step {point['step']})", flush=True)
-    checkpoint_dir = Path(trainer.checkpoint_dir or out_dir)
-    tracker = start_tracker(cfg, tracking, task, device, out_dir, resumed)
-    tracker.set_tags(
-        {"checkpoint_dir": str(checkpoint_dir.resolve()), "world_size": str(job.world_size)}
-    )
+    if job.is_main:
+        folders.claim(out_dir)  # another live run writes it: refused, and it is left alone
+    try:
+        resumed = find_resume(cfg, trainer, tracking.uri)
+        checkpoint_dir = Path(trainer.checkpoint_dir or out_dir)
+        if job.is_main:
+            folders.claim(checkpoint_dir)
+            remove_partial_writes(checkpoint_dir)
+        tracker = make_tracker(tracking, journal=out_dir / "tracking.jsonl")
+    except BaseException:
+        if job.is_main:
+            discard_if_unused(out_dir)
+        raise
     return RunContext(
         cfg=cfg,
         trainer=trainer,
         optimizer=sections.optimizer,
         tracking=tracking,
-        task=task,
+        task=sections.task_config,
         device=device,
         job=job,
         tracker=tracker,
@@ -161,23 +209,56 @@ def start(cfg: DictConfig, sections: Sections) -> Any:
     )
 
 
+def find_resume(cfg: DictConfig, trainer: TrainerConfig, tracking_uri: str | None) -> Any:
+    """The checked ``last.pt`` that ``trainer.resume`` names (None: a new run); the run then
+    goes on writing beside it."""
+    if not trainer.resume:
+        return None
+    from pipeline.run.resume import load_for_resume
+
+    current = OmegaConf.to_container(cfg, resolve=True)
+    path, resumed = load_for_resume(trainer.resume, current, tracking_uri)
+    trainer.checkpoint_dir = str(path.parent)
+    point = resumed.resume
+    print(f"resume: {path} (epoch {point['epoch']}, step {point['step']})", flush=True)
+    return resumed
+
+
+def remove_partial_writes(folder: Path) -> None:
+    """Temporary checkpoint files a killed writer left (this run holds the folder's lock)."""
+    from pipeline.model.checkpoint import remove_partial_writes as remove
+
+    removed = remove(folder)
+    if removed:
+        print(f"removed {len(removed)} partial checkpoint write(s) left in {folder}", flush=True)
+
+
+def begin_tracking(cfg: DictConfig, ctx: Any, tracking: TrackingConfig) -> None:
+    """Start (or, resuming, reopen) the tracked run and tag where its checkpoints go."""
+    start_tracker(cfg, ctx.tracker, tracking, ctx.task, ctx.device, ctx.resumed)
+    ctx.tracker.set_tags(
+        {
+            "checkpoint_dir": str(Path(ctx.checkpoint_dir).resolve()),
+            "world_size": str(ctx.job.world_size),
+        }
+    )
+
+
 def start_tracker(
     cfg: DictConfig,
+    tracker: Any,
     tracking: TrackingConfig,
     task: TaskConfig,
     device: Any,
-    out_dir: Path,
     resumed: Any,
-) -> Any:
-    """The run's tracker, started: a child of the sweep's parent run inside a sweep."""
+) -> None:
+    """Start the run's tracker: a child of the sweep's parent run inside a sweep."""
     from pipeline.run.sweep import child_name_suffix, current_sweep, job_overrides
-    from pipeline.tracking.tracker import make_tracker
 
     sweep = current_sweep() if tracking.name == "mlflow" else None
     name = tracking.run_name or run_name(cfg)
     if sweep is not None and not tracking.run_name:
         name += child_name_suffix(job_overrides(), sweep.swept)
-    tracker = make_tracker(tracking, journal=out_dir / "tracking.jsonl")
     tags = {
         "task": task.name,
         "data": str(cfg.data.name),
@@ -193,7 +274,6 @@ def start_tracker(
         parent_run_id=sweep.parent_run_id if sweep else None,
         run_id=resumed.mlflow_run_id if resumed else None,
     )
-    return tracker
 
 
 def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
@@ -220,6 +300,7 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     print(f"model: {n_params:,} parameters on {ctx.device}", flush=True)
 
     fitted = fit(task, model, ctx, callbacks=[LogMetrics(ctx.tracker), task])
+    result.trained = True
     if not ctx.job.is_main:
         return  # training is done; rank 0 evaluates, reports and logs
     result.best_checkpoint = fitted.best_path

@@ -5,6 +5,11 @@ flag: the training loop finishes the step it is in, writes ``last.pt`` (atomical
 everything needed to go on, and raises :class:`TrainingInterrupted`. The run is then marked
 KILLED and the command to resume it is printed. A second signal stops at once.
 
+Outside the loop's steps (reading and tokenizing data, building the model, testing and
+logging it) there is no step to finish: while :class:`StopAtOnce` is active a signal raises
+:class:`RunInterrupted` at once, so the run still ends KILLED with one line, not a
+traceback (nor a run left RUNNING by SIGTERM's default of ending the process on the spot).
+
 :class:`ResumePoint` (the resume point) records where the loop stood: the epoch in progress,
 the batches of it already done, the state of the generator that shuffles that epoch's
 batches, torch's random state (dropout), the partial loss sums, the early-stopping state
@@ -49,6 +54,49 @@ class TrainingInterrupted(PipelineError):
         if self.resume_command:
             text += f" Resume with:\n  {self.resume_command}"
         return text
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A signal outside the training steps: the run stops at once. A ``KeyboardInterrupt``,
+    so that no library's ``except Exception`` swallows it; ``detail`` (set by the run) says
+    what was saved and how to go on."""
+
+    label = "stopped"
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = SIGNAL_EXIT_CODES.get(signal_name, 130)
+        self.detail = ""
+
+    def __str__(self) -> str:
+        return f"Interrupted ({self.signal_name}){self.detail}"
+
+
+class StopAtOnce:
+    """A context in which SIGINT/SIGTERM raise :class:`RunInterrupted`; the first signal puts
+    back the previous handlers, so a second one during the clean-up stops the process."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._restore()
+        raise RunInterrupted(signal.Signals(signum).name)
+
+    def __enter__(self) -> StopAtOnce:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
 
 
 class StopRequest:
