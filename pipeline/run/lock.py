@@ -127,3 +127,19 @@ def discard_if_unused(folder: Path) -> bool:
         except OSError:
             pass
     return True
+
+
+def discard_unclaimed(folder: Path) -> None:
+    """:func:`discard_if_unused` for a run refused before it claimed ``folder`` (a config
+    error): only if no other live run holds it."""
+    if not folder.is_dir():
+        return
+    lock = FolderLock(folder)
+    try:
+        lock.acquire()
+    except FolderInUse:
+        return
+    try:
+        discard_if_unused(folder)
+    finally:
+        lock.release()

@@ -195,6 +195,21 @@ def check_run(path: Path, saved: Any, tracking_uri: str | None, extending: bool)
     )
 
 
+def find_resume(cfg: Any, trainer: Any, tracking_uri: str | None) -> Any:
+    """The checked ``last.pt`` that ``trainer.resume`` names (None: a new run); the run then
+    goes on writing beside it."""
+    if not trainer.resume:
+        return None
+    from omegaconf import OmegaConf
+
+    current = OmegaConf.to_container(cfg, resolve=True)
+    path, resumed = load_for_resume(trainer.resume, current, tracking_uri)
+    trainer.checkpoint_dir = str(path.parent)
+    point = resumed.resume
+    print(f"resume: {path} (epoch {point['epoch']}, step {point['step']})", flush=True)
+    return resumed
+
+
 def resume_command(checkpoint: str | Path) -> str:
     """The command line that goes on from ``checkpoint``: this run's overrides + resume."""
     overrides: list[str] = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipeline import __version__
 from pipeline.config.schemas import (
@@ -23,8 +23,8 @@ from pipeline.config.schemas import (
     component_configs,
     typed,
 )
-from pipeline.errors import ConfigError
-from pipeline.run.lock import discard_if_unused
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.run.lock import discard_if_unused, discard_unclaimed
 from pipeline.run.recording import (
     git_commit,
     output_directory,
@@ -85,7 +85,11 @@ def check_monitor(monitor: str, known: tuple[str, ...]) -> None:
 def run(cfg: DictConfig) -> RunResult:
     """Train, evaluate and record the model described by ``cfg``."""
     started = time.perf_counter()
-    sections = validate(cfg)
+    try:
+        sections = validate(cfg)
+    except PipelineError:
+        discard_unclaimed(output_directory())  # Hydra made it; nothing will go in it
+        raise
     # Valid: only now the heavy imports (torch, mlflow), so a config error stays fast.
     from pipeline.run.lock import RunFolders
     from pipeline.training.interrupts import StopAtOnce
@@ -167,6 +171,8 @@ def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
     """Join torchrun's job, pick the device, lock the run's folders, find what to resume."""
     import torch
 
+    from pipeline.model.checkpoint import remove_partial_writes
+    from pipeline.run.resume import find_resume
     from pipeline.runtime import distributed
     from pipeline.tracking.tracker import make_tracker
     from pipeline.training.context import RunContext
@@ -185,9 +191,10 @@ def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
     try:
         resumed = find_resume(cfg, trainer, tracking.uri)
         checkpoint_dir = Path(trainer.checkpoint_dir or out_dir)
-        if job.is_main:
+        if job.is_main:  # the folder's one writer now: what a killed writer left can go
             folders.claim(checkpoint_dir)
-            remove_partial_writes(checkpoint_dir)
+            for tmp in remove_partial_writes(checkpoint_dir):
+                print(f"removed {tmp}: a checkpoint write a killed run left unfinished")
         tracker = make_tracker(tracking, journal=out_dir / "tracking.jsonl")
     except BaseException:
         if job.is_main:
@@ -207,30 +214,6 @@ def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
         seed=int(cfg.seed),
         resumed=resumed,
     )
-
-
-def find_resume(cfg: DictConfig, trainer: TrainerConfig, tracking_uri: str | None) -> Any:
-    """The checked ``last.pt`` that ``trainer.resume`` names (None: a new run); the run then
-    goes on writing beside it."""
-    if not trainer.resume:
-        return None
-    from pipeline.run.resume import load_for_resume
-
-    current = OmegaConf.to_container(cfg, resolve=True)
-    path, resumed = load_for_resume(trainer.resume, current, tracking_uri)
-    trainer.checkpoint_dir = str(path.parent)
-    point = resumed.resume
-    print(f"resume: {path} (epoch {point['epoch']}, step {point['step']})", flush=True)
-    return resumed
-
-
-def remove_partial_writes(folder: Path) -> None:
-    """Temporary checkpoint files a killed writer left (this run holds the folder's lock)."""
-    from pipeline.model.checkpoint import remove_partial_writes as remove
-
-    removed = remove(folder)
-    if removed:
-        print(f"removed {len(removed)} partial checkpoint write(s) left in {folder}", flush=True)
 
 
 def begin_tracking(cfg: DictConfig, ctx: Any, tracking: TrackingConfig) -> None:

@@ -119,9 +119,17 @@ def test_the_lock_of_a_killed_run_is_taken_over(in_tmp):  # noqa: F811
     assert not (folder / LOCK_NAME).exists()  # released at the end
 
 
-def test_a_refused_resume_leaves_no_output_folder(tmp_path):
-    done = run_pipeline("tracking=none", "trainer.resume=missing.pt", cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("arg", "said"),
+    [
+        ("trainer.resume=missing.pt", "trainer.resume=missing.pt: no such checkpoint"),
+        ("trainer.monitor=val/nonsense", "trainer.monitor='val/nonsense' is not a metric"),
+    ],
+    ids=["resume", "config"],
+)
+def test_a_run_refused_at_its_start_leaves_no_output_folder(tmp_path, arg, said):
+    done = run_pipeline("tracking=none", arg, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "trainer.resume=missing.pt: no such checkpoint" in done.stderr
+    assert said in done.stderr
     left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "outputs").rglob("*"))
     assert left == [], left  # Hydra made the run's folder; the refused run removed it
