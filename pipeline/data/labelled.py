@@ -49,7 +49,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import gzip
-import hashlib
 import os
 import re
 import shutil
@@ -58,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.data.fingerprint import content_name, files_digest
 from pipeline.data.sources import (
     DATA_DIR_ENV,
     SPLITS,
@@ -426,7 +426,12 @@ def _read_files(
     try:
         with quiet_datasets():
             return datasets.load_dataset(
-                builder, data_files=files, split="train", cache_dir=datasets_cache(config), **kwargs
+                builder,
+                content_name(files),  # cached by content: an edited file may keep its mtime
+                data_files=files,
+                split="train",
+                cache_dir=datasets_cache(config),
+                **kwargs,
             )
     except Exception as e:  # a parser error: name the file, keep the cause
         raise _read_error(e, where, fmt) from e
@@ -461,14 +466,12 @@ def _read_error(error: BaseException, where: str, fmt: str) -> DataError:
 
 
 def _gunzipped(path: str, config: DataConfig) -> str:
-    """A decompressed copy of a gzipped file, in the cache, named by its path, size and mtime."""
+    """A decompressed copy of a gzipped file, in the cache, named by its content."""
     import datasets
 
-    stat = os.stat(path)
-    key = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     folder = Path(datasets_cache(config) or datasets.config.HF_DATASETS_CACHE) / "pipeline_gunzip"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{key.hexdigest()[:16]}-{Path(path).name[:-3]}"
+    target = folder / f"{files_digest([path])[:16]}-{Path(path).name[:-3]}"
     if not target.exists():
         partial = target.with_name(target.name + f".{os.getpid()}.tmp")
         with gzip.open(path, "rb") as src, open(partial, "wb") as dst:
