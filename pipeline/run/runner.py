@@ -85,6 +85,7 @@ def run(cfg: DictConfig) -> RunResult:
     started = time.perf_counter()
     sections = validate(cfg)
     # Valid: only now the heavy imports (torch, mlflow), so a config error stays fast.
+    from pipeline.data.fingerprint import DataChanged
     from pipeline.runtime import distributed
     from pipeline.training.interrupts import TrainingInterrupted
 
@@ -99,6 +100,9 @@ def run(cfg: DictConfig) -> RunResult:
 
         tracker.end("KILLED", error=str(exc))
         raise exc.with_command(resume_command(exc.checkpoint)) from None
+    except DataChanged as exc:  # a refused resume: the run keeps the status it had
+        tracker.end("FINISHED" if exc.finished else "KILLED")
+        raise
     except KeyboardInterrupt:
         tracker.end("KILLED", error="interrupted (KeyboardInterrupt)")
         raise

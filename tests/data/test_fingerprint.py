@@ -1,4 +1,5 @@
-"""Data by content: a local file edited under its old modification time is read again."""
+"""Data by content: a local file edited under its old modification time is read again, and
+the fingerprint a checkpoint records tells what changed."""
 
 from __future__ import annotations
 
@@ -74,3 +75,30 @@ def test_content_name_follows_bytes_not_times(tmp_path):
     assert fingerprint.content_name([a]) != name
     a.write_text("same")
     assert fingerprint.content_name([a]) == name
+
+
+def test_split_digest_is_the_rows_wherever_they_are_stored():
+    import datasets
+
+    rows_a = {"text": ["a", "b", "c"], "label": [0, 1, 0]}
+    one = datasets.Dataset.from_dict(rows_a)
+    shuffled = datasets.Dataset.from_dict({"text": ["c", "b", "a"], "label": [0, 1, 0]})
+    same = shuffled.select([2, 1, 0])  # through an indices mapping
+    assert fingerprint.split_digest(one) == fingerprint.split_digest(same)
+    assert fingerprint.split_digest(one) != fingerprint.split_digest(shuffled)
+
+
+def test_differences_name_rows_content_and_labels():
+    def fp(train_rows: int, digest: str, labels: list[str]) -> dict:
+        splits = {"train": {"rows": train_rows, "sha256": digest}}
+        return {"source": "local:x.csv", "splits": splits, "labels": labels}
+
+    saved = fp(160, "a", ["neg", "pos"])
+    assert fingerprint.differences(saved, fp(160, "a", ["neg", "pos"])) == []
+    assert fingerprint.differences(saved, fp(640, "b", ["neg", "pos"])) == [
+        "train: 160 rows -> 640 rows"
+    ]
+    assert fingerprint.differences(saved, fp(160, "b", ["nah", "yes"])) == [
+        "train: same 160 rows, other content",
+        "labels: [neg, pos] -> [nah, yes]",
+    ]
