@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.data.fingerprint import content_name
 from pipeline.data.sources import (
     DATA_DIR_ENV,
     SPLITS,
@@ -325,6 +326,7 @@ def _load_local(config: CorpusConfig, root: Path) -> tuple[dict[str, Any], str]:
         try:
             raw[split] = datasets.load_dataset(
                 "text",
+                content_name(files),  # cached by content: an edited file may keep its mtime
                 data_files=files,
                 split="train",
                 keep_linebreaks=False,

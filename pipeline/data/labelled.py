@@ -49,7 +49,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import gzip
-import hashlib
 import os
 import re
 import shutil
@@ -58,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.data.fingerprint import content_name, files_digest
 from pipeline.data.sources import (
     DATA_DIR_ENV,
     SPLITS,
@@ -196,6 +196,7 @@ class LoadedData:
     splits: datasets.DatasetDict
     labels: list[str]
     source: str
+    carved: list[str] = dataclasses.field(default_factory=list)  # splits held out of train
 
 
 @dataclass
@@ -272,17 +273,22 @@ def preset(name: str, **overrides: Any) -> DataConfig:
 # Loading
 
 
-def load_data(cfg: DataConfig | Mapping[str, Any] | Any, seed: int) -> LoadedData:
+def load_data(
+    cfg: DataConfig | Mapping[str, Any] | Any, seed: int, *, whole_files: bool = False
+) -> LoadedData:
     """Load train / validation / test with columns ``text`` (str) and ``label`` (int64).
 
     ``cfg`` is a ``DataConfig``, a dict or the composed ``data`` node. See the module docstring
     for which source is used, how labels are numbered and how missing splits are carved
     (AG News offline: its only split, the official test set, becomes 80/10/10).
+    ``whole_files=True`` (``evaluate`` scoring a model on the user's files): no split is
+    carved, the splits are those the files name, data.train is not required and one label
+    is enough.
     """
     config = to_config(cfg)
     user_files = [s for s in SPLITS if getattr(config, s)]
     if user_files:
-        if "train" not in user_files:
+        if "train" not in user_files and not whole_files:
             raise ConfigError(
                 f"data.{user_files[0]} is set but data.train is not: your own data needs at least "
                 "data.train=/path/to/train.csv (validation and test are carved from it if absent)."
@@ -302,19 +308,23 @@ def load_data(cfg: DataConfig | Mapping[str, Any] | Any, seed: int) -> LoadedDat
             raw, source = _load_hub(config)
 
     texts = {split: _normalise(r, config.label_map) for split, r in raw.items()}
-    _check_train_texts(texts["train"], raw["train"])
-    labels = _label_names(config, texts, raw)
+    if "train" in texts:
+        _check_train_texts(texts["train"], raw["train"])
+    labels = _label_names(config, texts, raw, min_labels=1 if whole_files else 2)
     index = {name: i for i, name in enumerate(labels)}
     splits = {split: _encode(ds, index) for split, ds in texts.items()}
-    splits = _carve(config, splits, seed)
+    carved = [] if whole_files else [s for s in ("validation", "test") if s not in splits]
+    if carved:
+        splits = _carve(config, splits, seed)
     splits = _subsample(config, splits, seed)
 
     import datasets
 
     return LoadedData(
-        splits=datasets.DatasetDict({s: splits[s] for s in SPLITS}),
+        splits=datasets.DatasetDict({s: splits[s] for s in SPLITS if s in splits}),
         labels=labels,
         source=source,
+        carved=carved,
     )
 
 
@@ -426,7 +436,12 @@ def _read_files(
     try:
         with quiet_datasets():
             return datasets.load_dataset(
-                builder, data_files=files, split="train", cache_dir=datasets_cache(config), **kwargs
+                builder,
+                content_name(files),  # cached by content: an edited file may keep its mtime
+                data_files=files,
+                split="train",
+                cache_dir=datasets_cache(config),
+                **kwargs,
             )
     except Exception as e:  # a parser error: name the file, keep the cause
         raise _read_error(e, where, fmt) from e
@@ -461,14 +476,12 @@ def _read_error(error: BaseException, where: str, fmt: str) -> DataError:
 
 
 def _gunzipped(path: str, config: DataConfig) -> str:
-    """A decompressed copy of a gzipped file, in the cache, named by its path, size and mtime."""
+    """A decompressed copy of a gzipped file, in the cache, named by its content."""
     import datasets
 
-    stat = os.stat(path)
-    key = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     folder = Path(datasets_cache(config) or datasets.config.HF_DATASETS_CACHE) / "pipeline_gunzip"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{key.hexdigest()[:16]}-{Path(path).name[:-3]}"
+    target = folder / f"{files_digest([path])[:16]}-{Path(path).name[:-3]}"
     if not target.exists():
         partial = target.with_name(target.name + f".{os.getpid()}.tmp")
         with gzip.open(path, "rb") as src, open(partial, "wb") as dst:
@@ -648,7 +661,9 @@ def _label_key(name: str) -> tuple[int, int | str]:
     return (0, int(name)) if re.fullmatch(r"[+-]?\d+", name) else (1, name)
 
 
-def _label_names(config: DataConfig, texts: dict[str, Any], raw: dict[str, _Raw]) -> list[str]:
+def _label_names(
+    config: DataConfig, texts: dict[str, Any], raw: dict[str, _Raw], min_labels: int = 2
+) -> list[str]:
     seen = {split: ds.unique("label_name") for split, ds in texts.items()}
     for split, values in seen.items():
         if None in values:
@@ -657,12 +672,13 @@ def _label_names(config: DataConfig, texts: dict[str, Any], raw: dict[str, _Raw]
                 f"'{raw[split].label_column}'). Every example needs a label: fill them in or "
                 "drop those rows."
             )
+    first = "train" if "train" in raw else next(iter(raw))  # train, unless scoring files
     if config.label_names:
         labels = [str(n) for n in config.label_names]
         known, what = set(labels), "data.label_names"
     else:
-        labels = sorted(seen["train"], key=_label_key)
-        known, what = set(labels), f"the labels of train ({raw['train'].where})"
+        labels = sorted(seen[first], key=_label_key)
+        known, what = set(labels), f"the labels of {first} ({raw[first].where})"
     for split, values in seen.items():
         unknown = sorted(set(values) - known, key=_label_key)
         if unknown:
@@ -671,11 +687,11 @@ def _label_names(config: DataConfig, texts: dict[str, Any], raw: dict[str, _Raw]
                 + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
                 + f", which is not among {what}. {did_you_mean(unknown[0], labels)}"
             )
-    if len(labels) < 2:
+    if len(labels) < min_labels:
         raise DataError(
-            f"The train split ({raw['train'].where}) has {len(labels)} distinct label(s) "
+            f"The {first} split ({raw[first].where}) has {len(labels)} distinct label(s) "
             f"({', '.join(labels) or 'none'}); a classifier needs at least 2. Check "
-            f"data.label_column (now '{raw['train'].label_column}'), or add examples of the "
+            f"data.label_column (now '{raw[first].label_column}'), or add examples of the "
             "other classes."
         )
     return labels
@@ -739,6 +755,6 @@ def _subsample(config: DataConfig, splits: dict[str, Any], seed: int) -> dict[st
     }
     result = dict(splits)
     for split, limit in limits.items():
-        if limit is not None and limit < len(result[split]):
+        if split in result and limit is not None and limit < len(result[split]):
             result[split] = result[split].shuffle(seed=seed).select(range(limit))
     return result

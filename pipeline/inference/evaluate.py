@@ -5,7 +5,10 @@
         [tracking=none] [tracking.uri=http://...] [tracking.experiment=...]
 
 The data set is composed from its preset exactly as a training run composes it (Hydra's
-compose API over ``conf/``), so ``data.*`` overrides work as they do there. Its labels are
+compose API over ``conf/``), so ``data.*`` overrides work as they do there; a split the preset
+lacks is carved from train as training carves it, and the first line says so. Your own files
+(``data=files``) are scored whole, never carved: ``data.<split>=<file>``, or the one file named
+(``data.train=x.csv`` alone scores all of x.csv as ``split``). Its labels are
 matched to the model's by name: exactly, ignoring case, or where one is a prefix of the other
 (IMDb's ``neg``/``pos`` and SST-2's ``negative``/``positive``). Texts are cut to the
 model's training ``max_length``. The metrics (``<split>/accuracy``, ``/f1``, ``/loss``), a
@@ -175,8 +178,9 @@ def main(argv: list[str]) -> None:
         from pipeline.tracking.tracker import connect_client
 
         connect_client(tracking_uri)  # an unreachable server fails here, before any work
+    whole = scored_file(data_cfg, args.split)  # data=files: whole files, nothing carved
     classifier = load_classifier(args.model, tracking_uri)
-    data = load_data(data_cfg, seed=args.seed)
+    data = load_data(data_cfg, seed=args.seed, whole_files=whole is not None)
     if args.split not in data.splits:
         raise PipelineError(
             f"data={args.data} has no {args.split} split ({', '.join(data.splits)}); choose one "
@@ -189,7 +193,7 @@ def main(argv: list[str]) -> None:
     device = resolve_device(args.device)
     print(
         f"evaluate: {args.model} ({len(classifier.labels)} labels) on data={args.data} "
-        f"{args.split}: {len(texts):,} texts from {data.source}",
+        f"{args.split}: {what_is_scored(len(texts), args.split, whole, data)}",
         flush=True,
     )
     result = evaluate_texts(
@@ -207,6 +211,39 @@ def main(argv: list[str]) -> None:
     if run_id:
         print(f"  mlflow run         {run_id} (model's run: {classifier.run_id or 'none'})")
     sys.stdout.flush()
+
+
+def scored_file(data_cfg: Any, split: str) -> str | None:
+    """With ``data=files``, the file scored as ``split``, whole: ``data.<split>``, else the one
+    file named (``data.train=x.csv`` alone scores all of x.csv). The node is changed so that
+    the file is that split; None for a preset (whose splits are those training uses)."""
+    from pipeline.data.sources import SPLITS
+
+    named = [s for s in SPLITS if data_cfg.get(s)]
+    if not named or split in named:
+        return data_cfg.get(split) or None
+    if len(named) > 1:
+        files = ", ".join(f"data.{s}={data_cfg[s]}" for s in named)
+        raise ConfigError(
+            f"evaluate split={split}: data.{split} is not set ({files}). evaluate scores whole "
+            f"files and carves nothing: name the file with data.{split}=<file>, or choose "
+            f"split= one of {', '.join(named)}."
+        )
+    data_cfg[split], data_cfg[named[0]] = data_cfg[named[0]], None
+    return str(data_cfg[split])
+
+
+def what_is_scored(rows: int, split: str, whole: str | None, data: Any) -> str:
+    """Which rows are scored, in words: a whole file, or a preset's (maybe carved) split."""
+    if whole is not None:
+        return f"all {rows:,} rows of {whole} (the whole file; nothing is carved)"
+    text = f"{rows:,} texts from {data.source}"
+    if split in data.carved:
+        text += (
+            f", the {split} part carved (seeded) from train as training carves it; to score "
+            "a whole file, use data=files data.test=<file>"
+        )
+    return text
 
 
 def _write_reports(result: CrossEvaluation, labels: list[str], out_dir: Path) -> list[Path]:

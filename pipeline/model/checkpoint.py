@@ -107,8 +107,9 @@ def load_weights(
 
 
 #: The layout of the checkpoints this version writes; it reads every format up to it.
-#: 1: seqpipe 0.1 before the format was recorded (the same keys); 2: this typed layout.
-CHECKPOINT_FORMAT = 2
+#: 1: seqpipe 0.1 before the format was recorded (the same keys); 2: this typed layout;
+#: 3: + ``data``, the fingerprint of the data trained on (absent in older ones: not checked).
+CHECKPOINT_FORMAT = 3
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)  # the run's resolved config
     labels: list[str] | None = None  # classifiers: the label names, in id order
     tokenizer_dir: str | None = None  # the fitted tokenizer's folder
+    data: dict[str, Any] | None = None  # what it was trained on (pipeline.data.fingerprint)
     mlflow_run_id: str | None = None  # the run that wrote it
     versions: dict[str, str] = field(default_factory=dict)
     epoch: int = 0  # the last epoch trained (fully or in part)

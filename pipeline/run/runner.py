@@ -133,9 +133,13 @@ def tracked_run(cfg: DictConfig, sections: Sections, folders: Any) -> RunResult:
 
 def end_stopped(ctx: Any, result: RunResult, exc: BaseException) -> BaseException:
     """End the tracked run of a run stopped by ``exc``; return what to raise."""
+    from pipeline.data.fingerprint import DataChanged
     from pipeline.run.resume import resume_command
     from pipeline.training.interrupts import RunInterrupted, TrainingInterrupted
 
+    if isinstance(exc, DataChanged):  # a refused resume: the run keeps the status it had
+        ctx.tracker.end("FINISHED" if exc.finished else "KILLED")
+        return exc
     if isinstance(exc, TrainingInterrupted):
         ctx.tracker.end("KILLED", error=str(exc))
         return exc.with_command(resume_command(exc.checkpoint))

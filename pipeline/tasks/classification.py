@@ -55,8 +55,9 @@ class ClassificationTask:
         return task
 
     def prepare(self, ctx: RunContext) -> None:
+        from pipeline.data import fingerprint
         from pipeline.data.labelled import load_data
-        from pipeline.data.tokenize import fit_tokenizer, tokenize
+        from pipeline.data.tokenize import tokenize
 
         self.ctx, self._order_epoch = ctx, 0
         if not ctx.job.is_main:
@@ -69,7 +70,12 @@ class ClassificationTask:
                 f"The training data has a single label ({data.labels}); a classifier needs at "
                 "least two. Check data.label_column."
             )
-        self.tokenizer = fit_tokenizer(ctx.cfg.tokenizer, data.splits["train"])
+        self.data_fingerprint = fingerprint.fingerprint(data.splits, data.source, data.labels)
+        fingerprint.check_resumed(ctx.resumed, self.data_fingerprint, ctx.checkpoint_dir)
+        self.tokenizer = fingerprint.tokenizer_for(
+            ctx.cfg.tokenizer, data.splits["train"], ctx.resumed, ctx.checkpoint_dir
+        )
+        self.data_fingerprint["tokenizer"] = fingerprint.tokenizer_identity(self.tokenizer)
         tokenized = tokenize(data.splits, self.tokenizer, self.data_cfg.max_length)
         done = (
             "all splits from cache"
@@ -153,6 +159,8 @@ class ClassificationTask:
 
     def checkpoint_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"labels": self.labels}
+        if getattr(self, "data_fingerprint", None):
+            extra["data"] = self.data_fingerprint
         if self.tokenizer_dir is not None:
             extra["tokenizer_dir"] = str(self.tokenizer_dir.resolve())
         return extra

@@ -60,8 +60,9 @@ class LanguageModelTask:
         return task
 
     def prepare(self, ctx: RunContext) -> None:
+        from pipeline.data import fingerprint
         from pipeline.data.corpus import load_corpus
-        from pipeline.data.tokenize import fit_tokenizer, tokenize
+        from pipeline.data.tokenize import tokenize
 
         self.ctx, trainer, job = ctx, ctx.trainer, ctx.job
         if trainer.batch_size < job.world_size:
@@ -72,7 +73,12 @@ class LanguageModelTask:
         if not job.is_main:
             job.barrier()  # rank 0 reads and tokenizes first; the others then hit its cache
         corpus = load_corpus(self.corpus_cfg, seed=ctx.seed)
-        self.tokenizer = fit_tokenizer(ctx.cfg.tokenizer, corpus.splits["train"])
+        self.data_fingerprint = fingerprint.fingerprint(corpus.splits, corpus.source, None)
+        fingerprint.check_resumed(ctx.resumed, self.data_fingerprint, ctx.checkpoint_dir)
+        self.tokenizer = fingerprint.tokenizer_for(
+            ctx.cfg.tokenizer, corpus.splits["train"], ctx.resumed, ctx.checkpoint_dir
+        )
+        self.data_fingerprint["tokenizer"] = fingerprint.tokenizer_identity(self.tokenizer)
         tokenized = tokenize(corpus.splits, self.tokenizer, None)
         if job.is_main:
             job.barrier()
@@ -157,9 +163,12 @@ class LanguageModelTask:
         return line + f"  lr {metrics['train/lr']:.4g}"
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        if self.tokenizer_dir is None:
-            return {}
-        return {"tokenizer_dir": str(self.tokenizer_dir.resolve())}
+        extra: dict[str, Any] = {}
+        if getattr(self, "data_fingerprint", None):
+            extra["data"] = self.data_fingerprint
+        if self.tokenizer_dir is not None:
+            extra["tokenizer_dir"] = str(self.tokenizer_dir.resolve())
+        return extra
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:
         """A text sample from this epoch's model, logged under ``samples/``."""

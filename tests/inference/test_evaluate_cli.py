@@ -140,3 +140,53 @@ def test_mismatched_labels_are_one_clear_error(trained):
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "do not match the model's" in done.stderr and "data.label_names=" in done.stderr
+
+
+def reviews(path: Path, rows: int = 200) -> Path:
+    """A labelled file of ``rows`` texts, half of each class (named as the model's, by prefix)."""
+    texts = ["a gripping and moving film", "dull and far too long"]
+    lines = ["text,label"] + [f"{texts[i % 2]} {i},{('pos', 'neg')[i % 2]}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("key", ["data.train", "data.test"])
+def test_a_file_named_alone_is_scored_whole_and_said_so(trained, key):
+    """``data=files data.train=x.csv`` once scored a carved 10 % of x.csv without saying so."""
+    cwd, env, best = trained
+    path = reviews(cwd / "scored.csv")
+    done = pipeline(
+        cwd, env, "evaluate", f"model={best}", "data=files", f"{key}={path}", "tracking=none"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"all 200 rows of {path} (the whole file; nothing is carved)" in done.stdout
+    assert "== evaluated 200 texts" in done.stdout
+
+
+def test_a_split_without_its_file_among_several_is_refused(trained):
+    cwd, env, best = trained
+    train, test = reviews(cwd / "a.csv"), reviews(cwd / "b.csv")
+    done = pipeline(
+        cwd,
+        env,
+        "evaluate",
+        f"model={best}",
+        "data=files",
+        f"data.train={train}",
+        f"data.test={test}",
+        "split=validation",
+        "tracking=none",
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "data.validation is not set" in done.stderr and "carves nothing" in done.stderr
+
+
+def test_a_carved_split_of_a_preset_is_said_to_be_carved():
+    from types import SimpleNamespace
+
+    from pipeline.inference.evaluate import what_is_scored
+
+    data = SimpleNamespace(source="local:/d/trec", carved=["validation"])
+    assert "carved (seeded) from train" in what_is_scored(545, "validation", None, data)
+    assert "data=files data.test=<file>" in what_is_scored(545, "validation", None, data)
+    assert "carved" not in what_is_scored(500, "test", None, data)
