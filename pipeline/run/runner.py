@@ -20,6 +20,7 @@ from pipeline.config.schemas import (
     TaskConfig,
     TrackingConfig,
     TrainerConfig,
+    check_root,
     component_configs,
     typed,
 )
@@ -61,6 +62,7 @@ def validate(cfg: DictConfig) -> Sections:
     """Check every section before touching data, so a typo fails in a second."""
     from pipeline import registry, tasks
 
+    check_root(cfg)
     trainer = typed(TrainerConfig, cfg.trainer, "trainer")
     optimizer = typed(OptimizerConfig, cfg.optimizer, "optimizer")
     tracking = typed(TrackingConfig, cfg.tracking, "tracking")
