@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.data.sources import (
     DATA_DIR_ENV,
     SPLITS,
+    cache_fault,
     data_root,
     datasets_cache,
     hub_errors,
@@ -429,7 +430,7 @@ def _read_files(
                 builder, data_files=files, split="train", cache_dir=datasets_cache(config), **kwargs
             )
     except Exception as e:  # a parser error: name the file, keep the cause
-        raise _read_error(e, where, fmt) from e
+        raise cache_fault(e, config) or _read_error(e, where, fmt) from e
 
 
 def _read_error(error: BaseException, where: str, fmt: str) -> DataError:

@@ -12,25 +12,29 @@ import torch
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
+from pipeline.runtime.files import storage_faults
 
 
 def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to a temporary file beside ``path``, flush it, then rename.
 
-    A crash mid-write leaves the previous checkpoint intact, never a truncated one.
+    A crash mid-write leaves the previous checkpoint intact, never a truncated one. A full,
+    read-only or forbidden folder is a :class:`~pipeline.errors.StorageError` naming ``path``
+    (``torch.save`` reports a full disk as a ``RuntimeError``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with storage_faults(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, exit_with
+from pipeline.runtime.files import storage_fault
 
 
 @hydra.main(config_path="pkg://conf", config_name="config", version_base=None)
@@ -19,8 +19,10 @@ def hydra_app(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
     except PipelineError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        exit_with(exc)
+    except Exception as exc:  # a full disk, a read-only or forbidden folder: say which
+        fault = storage_fault(exc)
+        if fault is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"{exc.label}: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        exit_with(fault)
     return result.metrics.get(str(cfg.trainer.monitor))

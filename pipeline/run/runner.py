@@ -121,6 +121,7 @@ def start(cfg: DictConfig, sections: Sections) -> Any:
     import torch
 
     from pipeline.runtime import distributed
+    from pipeline.runtime.files import check_writable
     from pipeline.training.context import RunContext
 
     trainer, tracking, task = sections.trainer, sections.tracking, sections.task_config
@@ -143,6 +144,8 @@ def start(cfg: DictConfig, sections: Sections) -> Any:
         point = resumed.resume
         print(f"resume: {path} (epoch {point['epoch']}, step {point['step']})", flush=True)
     checkpoint_dir = Path(trainer.checkpoint_dir or out_dir)
+    setting = "trainer.checkpoint_dir" if trainer.checkpoint_dir else "hydra.run.dir"
+    check_writable(checkpoint_dir, setting)  # now, not after an epoch of training
     tracker = start_tracker(cfg, tracking, task, device, out_dir, resumed)
     tracker.set_tags(
         {"checkpoint_dir": str(checkpoint_dir.resolve()), "world_size": str(job.world_size)}

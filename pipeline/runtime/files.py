@@ -37,10 +37,12 @@ def advice(cause: str, setting: str) -> str:
     return f"Make it writable, or {elsewhere}."
 
 
-def message(path: str | Path, cause: str, setting: str = "", doing: str = "write") -> str:
-    """``Cannot write <path>: <cause>. <advice>``, the one wording of every storage fault."""
+def message(path: str | Path, cause: str, setting: str = "", what: str = "") -> str:
+    """``Cannot write <what> <path> (<setting>): <cause>. <advice>``: the one wording of every
+    storage fault (``what`` says what the path is, e.g. "the datasets cache")."""
     where = f" ({setting})" if setting else ""
-    return f"Cannot {doing} {path}{where}: {cause}. {advice(cause, setting)}"
+    what = f"{what} " if what else ""
+    return f"Cannot write {what}{path}{where}: {cause}. {advice(cause, setting)}"
 
 
 def os_cause(exc: BaseException | None) -> OSError | None:
@@ -69,6 +71,23 @@ def storage_fault(
         return None
     target = path or cause.filename or "a file"
     return StorageError(message(target, CAUSES[cause.errno or 0], setting))
+
+
+def folder_fault(
+    exc: BaseException, folder: str | Path, setting: str, what: str = ""
+) -> StorageError | None:
+    """A storage fault met writing inside ``folder`` (a cache), named by the folder and the
+    setting that moves it; None for any other error (a file elsewhere is not the folder's)."""
+    cause = os_cause(exc)
+    if cause is None:
+        return None
+    if cause.filename:
+        inside = Path(os.path.abspath(cause.filename))
+        if not inside.is_relative_to(os.path.abspath(folder)):
+            return None
+    elif cause.errno in (errno.EACCES, errno.EPERM):  # which file is not said: maybe not ours
+        return None
+    return StorageError(message(folder, CAUSES[cause.errno or 0], setting, what))
 
 
 @contextmanager
