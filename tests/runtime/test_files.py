@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +19,20 @@ from omegaconf import OmegaConf
 from pipeline.errors import StorageError
 from pipeline.runtime import files
 from tests.run.test_runner import composed, toy_reviews
+
+
+def writes_into_read_only_folders() -> bool:
+    """Whether this process writes into a ``chmod 555`` folder anyway (root, with its
+    capabilities): then a real read-only folder cannot be made with chmod."""
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o555)
+        try:
+            Path(folder, "probe").touch()
+            return True
+        except PermissionError:
+            return False
+        finally:
+            os.chmod(folder, 0o755)
 
 
 def deny_access(monkeypatch, *denied: Path) -> None:
