@@ -13,7 +13,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    from pipeline.errors import PipelineError
+    from pipeline.errors import PipelineError, exit_with
+    from pipeline.runtime.files import storage_fault
 
     try:
         from pipeline.config.schemas import register_core_configs
@@ -48,10 +49,12 @@ def main(argv: list[str] | None = None) -> None:
             return
         check_overrides(argv)
     except PipelineError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        exit_with(exc)
+    except Exception as exc:  # a full disk, a read-only or forbidden folder: say which
+        fault = storage_fault(exc)
+        if fault is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"{exc.label}: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        exit_with(fault)
     from pipeline.run.app import hydra_app
 
     sys.argv = [sys.argv[0], *argv]

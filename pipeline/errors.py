@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from collections.abc import Iterable
+from typing import NoReturn
 
 
 class PipelineError(Exception):
@@ -22,6 +25,22 @@ class ConfigError(PipelineError):
 
 class DataError(PipelineError):
     """A data set cannot be found, read or used."""
+
+
+class StorageError(PipelineError):
+    """A file or folder cannot be written: no space left, read-only, no permission.
+
+    Its message names the path and the cause (see :mod:`pipeline.runtime.files`).
+    """
+
+
+def exit_with(exc: PipelineError) -> NoReturn:
+    """Print ``error: <message>`` alone and exit with the error's code (the command line's
+    way to end on a user error); ``HYDRA_FULL_ERROR=1`` raises it, traceback and all."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise exc
+    print(f"{exc.label}: {exc}", file=sys.stderr, flush=True)
+    sys.exit(exc.exit_code)
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:

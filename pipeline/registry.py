@@ -251,7 +251,9 @@ def to_dataclass(
 
         try:
             node = node if OmegaConf.is_config(node) else OmegaConf.create(dict(node))
-            config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+            merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+            _refuse_extra_keys(merged, prefix)
+            config = OmegaConf.to_object(merged)
         except (ConfigKeyError, ConfigAttributeError) as e:
             parts = str(e.full_key or e.key).split(".")
             known = _field_names(fields_at(parts) if fields_at else schema)
@@ -267,6 +269,40 @@ def to_dataclass(
             raise ConfigError(f"Invalid value for {where}: {message.rstrip('.')}.") from None
     validate(config, prefix)
     return config
+
+
+#: Keys Hydra's ``instantiate`` reads: meaningless where the pipeline instantiates nothing.
+INSTANTIATE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
+
+
+def _refuse_extra_keys(node: Any, prefix: str) -> None:
+    """Keys a structured node holds beyond its dataclass's fields (``+trainer.foo=1``,
+    ``+trainer._target_=...``): OmegaConf keeps them through a merge, then ``to_object``
+    drops them without a word, so they are refused here."""
+    from omegaconf import DictConfig, OmegaConf
+
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return
+    known = _field_names(schema)
+    for key in node:
+        where = f"{prefix}.{key}"
+        if key not in known:
+            if key in INSTANTIATE_KEYS:
+                raise ConfigError(not_instantiated(where))
+            raise ConfigError(f"Unknown key {where}. {did_you_mean(str(key), known)}")
+        value = None if OmegaConf.is_missing(node, key) else node[key]
+        if isinstance(value, DictConfig):
+            _refuse_extra_keys(value, where)
+
+
+def not_instantiated(where: str) -> str:
+    """The message for ``_target_`` (or another ``instantiate`` key) where nothing is built."""
+    section = where.rpartition(".")[0] or "the config's root"
+    return (
+        f"{where} is not used: nothing is instantiated from {section} (components are chosen "
+        f"by name, e.g. encoder=lstm), so it would be silently ignored. Remove +{where}."
+    )
 
 
 def describe(help_text: str, default: Any = dataclasses.MISSING, **bounds: Any) -> Any:

@@ -19,6 +19,7 @@ import csv
 import os
 import random
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.runtime.test_files import writes_into_read_only_folders
 from tests.servers import free_port
 from tests.test_plugin_discovery import make_distribution
 
@@ -114,6 +116,22 @@ def duplicate_plugin(cwd: Path, model: Path | None) -> None:
     )
     make_distribution(cwd / "site", "zz-my-mean", "zz_my_mean", source)
 
+
+def locked(cwd: Path, model: Path | None) -> None:
+    """A folder nobody may write into (``chmod 555``)."""
+    (cwd / "locked").mkdir()
+    (cwd / "locked").chmod(0o555)
+
+
+def locked_store(cwd: Path, model: Path | None) -> None:
+    """An ``mlflow.db`` in a folder nobody may write into (SQLite writes a journal beside it)."""
+    (cwd / "locked").mkdir()
+    sqlite3.connect(cwd / "locked" / "mlflow.db").close()
+    (cwd / "locked").chmod(0o555)
+
+
+#: Root writes into a chmod 555 folder: the read-only cases need another user (CI's).
+_ROOT_WRITES = "root writes into read-only folders" if writes_into_read_only_folders() else None
 
 # ------------------------------------------------------------------------------------------
 # The catalogue
@@ -233,6 +251,16 @@ CASES = [
         ("tracking.register_as=x", "Use tracking=mlflow"),
     ),
     Case(
+        "target-at-root",
+        ("+_target_=os.system", "tracking=none"),
+        ("_target_ is not used", "nothing is instantiated from the config's root"),
+    ),
+    Case(
+        "target-under-trainer",
+        ("+trainer._target_=os.system", "tracking=none"),
+        ("trainer._target_ is not used", "Remove +trainer._target_"),
+    ),
+    Case(
         "unknown-monitor",
         ("trainer.monitor=val/nonsense", "tracking=none"),
         ("trainer.monitor='val/nonsense' is not a metric", "val/accuracy"),
@@ -338,6 +366,35 @@ CASES = [
         "store-is-a-folder",
         ("tracking.uri=sqlite:///{cwd}",),
         ("it is a folder, not a database file", "tracking=none"),
+    ),
+    Case(
+        "read-only-store",
+        ("tracking.uri=sqlite:///{cwd}/locked/mlflow.db",),
+        ("Cannot write the MLflow tracking store", "locked/mlflow.db: permission denied"),
+        setup=locked_store,
+        skip=_ROOT_WRITES,
+    ),
+    # -- disk and permissions ------------------------------------------------------------
+    Case(
+        "read-only-output-folder",
+        ("hydra.run.dir={cwd}/locked/run", "tracking=none"),
+        ("locked/run (hydra.run.dir): permission denied", "point hydra.run.dir at"),
+        setup=locked,
+        skip=_ROOT_WRITES,
+    ),
+    Case(
+        "read-only-checkpoint-dir",
+        ("trainer.checkpoint_dir={cwd}/locked/ckpt", "tracking=none"),
+        ("locked/ckpt (trainer.checkpoint_dir): permission denied",),
+        setup=locked,
+        skip=_ROOT_WRITES,
+    ),
+    Case(
+        "read-only-datasets-cache",
+        ("data.cache_dir={cwd}/locked", "tracking=none"),
+        ("Cannot write the datasets cache", "locked (data.cache_dir", "permission denied"),
+        setup=locked,
+        skip=_ROOT_WRITES,
     ),
     # -- checkpoints ---------------------------------------------------------------------
     Case(

@@ -206,3 +206,14 @@ def _check_registration(config: TrackingConfig) -> None:
             f"tracking.log_model={str(config.log_model).lower()}). Use tracking=mlflow with "
             "tracking.log_model=true, or drop tracking.register_as."
         )
+
+
+def check_root(cfg: Any) -> None:
+    """``+_target_=...`` at the config's root: nothing is instantiated from it, so refuse it
+    rather than ignore it (other root keys may be the user's own, for interpolations)."""
+    from pipeline.errors import ConfigError
+    from pipeline.registry import INSTANTIATE_KEYS, not_instantiated
+
+    for key in INSTANTIATE_KEYS:
+        if key in cfg:
+            raise ConfigError(not_instantiated(key))

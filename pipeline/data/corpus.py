@@ -55,6 +55,7 @@ from pipeline.data.fingerprint import content_name
 from pipeline.data.sources import (
     DATA_DIR_ENV,
     SPLITS,
+    cache_fault,
     data_root,
     datasets_cache,
     hub_errors,
@@ -333,7 +334,8 @@ def _load_local(config: CorpusConfig, root: Path) -> tuple[dict[str, Any], str]:
                 cache_dir=datasets_cache(config),
             )
         except Exception as e:  # an unreadable file: name it, keep the cause
-            raise DataError(f"Cannot read {pattern} as text: {type(e).__name__}: {e}") from e
+            unreadable = DataError(f"Cannot read {pattern} as text: {type(e).__name__}: {e}")
+            raise cache_fault(e, config) or unreadable from e
         wheres.append(str(pattern))
     return raw, "local:" + ", ".join(wheres)
 

@@ -61,6 +61,7 @@ from pipeline.data.fingerprint import content_name, files_digest
 from pipeline.data.sources import (
     DATA_DIR_ENV,
     SPLITS,
+    cache_fault,
     data_root,
     datasets_cache,
     hub_errors,
@@ -444,7 +445,7 @@ def _read_files(
                 **kwargs,
             )
     except Exception as e:  # a parser error: name the file, keep the cause
-        raise _read_error(e, where, fmt) from e
+        raise cache_fault(e, config) or _read_error(e, where, fmt) from e
 
 
 def _read_error(error: BaseException, where: str, fmt: str) -> DataError:

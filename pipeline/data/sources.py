@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PipelineError
 
 SPLITS = ("train", "validation", "test")
 DATA_DIR_ENV = "PIPELINE_DATA_DIR"
@@ -39,6 +39,18 @@ def datasets_cache(config: Any) -> str | None:
     """Where ``datasets`` caches: ``data.cache_dir``, else HF_DATASETS_CACHE, else its default."""
     # datasets reads HF_DATASETS_CACHE once, at import; honour a later change too.
     return config.cache_dir or os.environ.get("HF_DATASETS_CACHE") or None
+
+
+def cache_fault(error: BaseException, config: Any) -> PipelineError | None:
+    """A read-only, full or forbidden ``datasets`` cache met while loading, named as such
+    (not as a file that cannot be parsed); None for any other error."""
+    import datasets
+
+    from pipeline.runtime.files import folder_fault
+
+    folder = datasets_cache(config) or str(datasets.config.HF_DATASETS_CACHE)
+    setting = "data.cache_dir or HF_DATASETS_CACHE"
+    return folder_fault(error, folder, setting, what="the datasets cache")
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import torch
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
+from pipeline.runtime.files import storage_faults
 
 #: The checkpoints a run writes, and the temporary files they are written to first.
 CHECKPOINT_NAMES = ("last.pt", "best.pt")
@@ -26,20 +27,25 @@ def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to a temporary file beside ``path``, flush it, then rename.
 
     A crash mid-write leaves the previous checkpoint intact, never a truncated one (a kill
-    leaves the temporary file: :func:`remove_partial_writes`).
+    leaves the temporary file: :func:`remove_partial_writes`). A full,
+    read-only or forbidden folder is a :class:`~pipeline.errors.StorageError` naming ``path``
+    (``torch.save`` reports a full disk as a ``RuntimeError``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with storage_faults(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=_tmp_prefix(path.name), suffix=TMP_SUFFIX, dir=path.parent
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -8,7 +8,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, exit_with
+from pipeline.runtime.files import storage_fault
 
 
 @hydra.main(config_path="pkg://conf", config_name="config", version_base=None)
@@ -19,18 +20,16 @@ def hydra_app(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
     except PipelineError as exc:
-        stop(exc.label, str(exc), exc.exit_code)
+        exit_with(exc)
     except KeyboardInterrupt as exc:  # a signal outside the training steps (or a second one)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
         label = getattr(exc, "label", "stopped")
-        text = str(exc) or "Interrupted (SIGINT)"
-        stop(label, text, getattr(exc, "exit_code", 130))  # 128 + SIGINT
+        print(f"{label}: {str(exc) or 'Interrupted (SIGINT)'}", file=sys.stderr, flush=True)
+        sys.exit(getattr(exc, "exit_code", 130))  # 128 + SIGINT
+    except Exception as exc:  # a full disk, a read-only or forbidden folder: say which
+        fault = storage_fault(exc)
+        if fault is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        exit_with(fault)
     return result.metrics.get(str(cfg.trainer.monitor))
-
-
-def stop(label: str, message: str, exit_code: int) -> None:
-    """Print ``label: message`` alone (no traceback) and exit; ``HYDRA_FULL_ERROR=1`` shows
-    the traceback instead."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise
-    print(f"{label}: {message}", file=sys.stderr)
-    sys.exit(exit_code)

@@ -20,6 +20,7 @@ from pipeline.config.schemas import (
     TaskConfig,
     TrackingConfig,
     TrainerConfig,
+    check_root,
     component_configs,
     typed,
 )
@@ -63,6 +64,7 @@ def validate(cfg: DictConfig) -> Sections:
     """Check every section before touching data, so a typo fails in a second."""
     from pipeline import registry, tasks
 
+    check_root(cfg)
     trainer = typed(TrainerConfig, cfg.trainer, "trainer")
     optimizer = typed(OptimizerConfig, cfg.optimizer, "optimizer")
     tracking = typed(TrackingConfig, cfg.tracking, "tracking")
@@ -178,6 +180,7 @@ def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
     from pipeline.model.checkpoint import remove_partial_writes
     from pipeline.run.resume import find_resume
     from pipeline.runtime import distributed
+    from pipeline.runtime.files import check_writable
     from pipeline.tracking.tracker import make_tracker
     from pipeline.training.context import RunContext
 
@@ -195,6 +198,8 @@ def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
     try:
         resumed = find_resume(cfg, trainer, tracking.uri)
         checkpoint_dir = Path(trainer.checkpoint_dir or out_dir)
+        setting = "trainer.checkpoint_dir" if trainer.checkpoint_dir else "hydra.run.dir"
+        check_writable(checkpoint_dir, setting)  # now, not after an epoch of training
         if job.is_main:  # the folder's one writer now: what a killed writer left can go
             folders.claim(checkpoint_dir)
             for tmp in remove_partial_writes(checkpoint_dir):

@@ -15,6 +15,8 @@ from typing import Any
 
 from pipeline.config.schemas import TrackingConfig
 from pipeline.errors import PipelineError
+from pipeline.tracking.store import connect_client, server_answers, store_fault
+from pipeline.tracking.store import reason as _reason
 
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length (older servers: 500)
 PARAMS_PER_BATCH = 100
@@ -100,7 +102,7 @@ class MlflowTracker(Tracker):
             if run is None:
                 run = self.mlflow.start_run(run_name=run_name, tags=tags)
         except Exception as exc:
-            raise PipelineError(
+            raise store_fault(exc, self.uri) or PipelineError(
                 f"Cannot reach the MLflow tracking store at {self.uri} ({_reason(exc)}). Start "
                 "the server or fix tracking.uri, or run without tracking: tracking=none."
             ) from None
@@ -281,80 +283,6 @@ class MlflowTracker(Tracker):
             if db.resolve() == (Path.cwd() / "mlflow.db").resolve():
                 return "mlflow ui"
         return f"mlflow ui --backend-store-uri {self.uri}"
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def server_answers(uri: str, timeout: float) -> bool:
-    """Whether the MLflow server at ``uri`` answers ``/health`` within ``timeout`` seconds."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as reply:
-            return reply.status == 200
-    except (OSError, ValueError):
-        return False
-
-
-def connect_client(uri: str | None) -> tuple[Any, str]:
-    """An ``MlflowClient`` for ``uri`` (MLflow's default when None) and the resolved URI.
-
-    A server (``http://...``) is asked for ``/health`` first, so an unreachable one is one
-    clear error at once rather than minutes of retries after the data has been loaded. Its
-    HTTP retries are shortened (unless set in the environment), so a server that goes down
-    mid-run costs seconds, not minutes, before training goes on without it.
-    """
-    import os
-
-    import mlflow
-
-    if uri:
-        mlflow.set_tracking_uri(uri)
-    resolved = mlflow.get_tracking_uri()
-    if resolved.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-        if not server_answers(resolved, 5.0):
-            raise PipelineError(
-                f"The MLflow server at {resolved} does not answer (GET {resolved}/health "
-                "failed). Start it (mlflow server --host 127.0.0.1 --port ...), fix "
-                "tracking.uri, or run without tracking: tracking=none."
-            )
-    _check_sqlite_path(resolved)
-    try:  # a SQLite or file store is opened (and created) here
-        return mlflow.MlflowClient(tracking_uri=resolved), resolved
-    except Exception as exc:
-        raise PipelineError(
-            f"Cannot open the MLflow tracking store at {resolved} ({_reason(exc)}). Point "
-            "tracking.uri at a store you can write (sqlite:///path/to/mlflow.db in an existing, "
-            "writable folder, or http://host:port for a server), or run without tracking: "
-            "tracking=none."
-        ) from None
-
-
-def _check_sqlite_path(uri: str) -> None:
-    """A SQLite path that cannot be a database fails here at once: MLflow would retry it for
-    about two minutes before giving up."""
-    if not uri.startswith("sqlite:///"):
-        return
-    path = Path(uri[len("sqlite:///") :].split("?")[0])
-    problem = None
-    if path.is_dir():
-        problem = "it is a folder, not a database file"
-    elif path.is_file() and path.stat().st_size > 0:
-        with path.open("rb") as handle:
-            if handle.read(16) != b"SQLite format 3\x00":
-                problem = "that file exists and is not an SQLite database"
-    if problem:
-        raise PipelineError(
-            f"Cannot use the MLflow tracking store at {uri}: {problem}. Point tracking.uri at "
-            "an SQLite file (sqlite:///path/to/mlflow.db) or a server (http://host:port), or "
-            "run without tracking: tracking=none."
-        )
 
 
 def make_tracker(config: TrackingConfig, journal: Path | None = None) -> Tracker:
