@@ -6,7 +6,7 @@ run code on the machine that loads it. ``predict`` and ``generate`` instead down
 model's files, read its ``MLmodel`` (YAML) and take the two artifacts this pipeline logs,
 a slim checkpoint (loaded with ``torch.load(weights_only=True)``) and the tokenizer folder;
 the model is then built by the installed package from the checkpoint's config. Models
-logged as pickles (language models before 0.2) are refused with what to use instead.
+logged as pickles (language models, by earlier versions) are refused with what to use instead.
 """
 
 from __future__ import annotations

@@ -94,11 +94,12 @@ def test_a_model_stored_as_a_pickle_is_refused_unopened(lm_run, tmp_path):
     """How seqpipe 0.1 logged language models: ``mlflow.pytorch`` with a pickled module."""
     import mlflow
 
+    before = set((lm_run["cwd"] / "mlruns").rglob("model.pth"))
     mlflow.set_tracking_uri(lm_run["store"])
     mlflow.set_experiment("pickled")
     with mlflow.start_run() as pickled:
         mlflow.pytorch.log_model(torch.nn.Linear(2, 2), name="model", serialization_format="pickle")
-    (stored,) = (lm_run["cwd"] / "mlruns").rglob("model.pth")
+    (stored,) = set((lm_run["cwd"] / "mlruns").rglob("model.pth")) - before
     marker = tmp_path / "unpickled"
     torch.save(Payload(marker), stored)
     with pytest.raises(PipelineError, match="stored as a pickle") as error:
