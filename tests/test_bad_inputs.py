@@ -79,6 +79,11 @@ def foreign_torch_file(cwd: Path, model: Path | None) -> None:
     torch.save({"weights": torch.zeros(3)}, cwd / "weights.pt")
 
 
+def pickled_checkpoint(cwd: Path, model: Path | None) -> None:
+    """Weights and a pickled function: unpickling it would call whatever it names."""
+    torch.save({"model": {"w": torch.zeros(3)}, "hook": print}, cwd / "payload.pt")
+
+
 def edited_checkpoint(name: str, edit: Callable[[dict], None]):
     def setup(cwd: Path, model: Path | None) -> None:
         assert model is not None
@@ -423,6 +428,20 @@ CASES = [
         ("predict", "model=weights.pt", "text=x"),
         ("weights.pt is not a classifier checkpoint of this pipeline",),
         setup=foreign_torch_file,
+        tiny=False,
+    ),
+    Case(
+        "predict-pickled-checkpoint",
+        ("predict", "model=payload.pt", "text=x"),
+        ("payload.pt holds pickled Python objects or code", "refused for safety"),
+        setup=pickled_checkpoint,
+        tiny=False,
+    ),
+    Case(
+        "predict-unwritable-output",
+        ("predict", "model={model}", "text=x", "output=/proc/nope/predictions.csv"),
+        ("output=/proc/nope/predictions.csv cannot be written",),
+        needs_model=True,
         tiny=False,
     ),
     Case(

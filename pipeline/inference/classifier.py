@@ -122,46 +122,57 @@ class TrainedClassifier:
         return frame
 
 
-def as_texts(data: Any) -> list[str]:
+def as_texts(data: Any, name: str = TEXT_COLUMN) -> list[str]:
     """Strings from what callers send: a str, a list/tuple/array of str, a pandas Series,
-    a DataFrame with a ``text`` column (or a single column), or ``{"text": [...]}``.
-    Missing values become empty texts; other scalars are converted with ``str``."""
+    a DataFrame with a ``text`` column (or a single column), or ``{"text": [...]}``
+    (``name``: the column, ``prompt`` for a language model).
+
+    Every text must be a string (an empty one is fine): a missing value (None, NaN), a
+    number or a boolean is refused, naming its row, rather than turned into the text
+    "None" or "3" and classified as if someone had written it."""
     if isinstance(data, str):
         return [data]
+    column = None
     if isinstance(data, dict):
-        if TEXT_COLUMN in data:
-            return as_texts(data[TEXT_COLUMN])
-        raise PipelineError(
-            f"The input is a mapping with keys {sorted(map(str, data))}; put the texts under "
-            f"'{TEXT_COLUMN}'."
-        )
+        if name not in data:
+            raise PipelineError(
+                f"The input is a mapping with keys {sorted(map(str, data))}; put the texts "
+                f"under '{name}'."
+            )
+        data, column = data[name], name
+        if isinstance(data, str):
+            return [data]
     columns = getattr(data, "columns", None)
     if columns is not None:  # a DataFrame
         names = [str(c) for c in columns]
-        if TEXT_COLUMN in names:
-            data = data[data.columns[names.index(TEXT_COLUMN)]]
+        if name in names:
+            column = name
         elif len(names) == 1:
-            data = data.iloc[:, 0]
+            column = names[0]
         else:
             raise PipelineError(
-                f"The input table has columns {names} but no '{TEXT_COLUMN}' column; name the "
-                f"column of texts '{TEXT_COLUMN}'."
+                f"The input table has columns {names} but no '{name}' column; name the "
+                f"column of texts '{name}'."
             )
+        data = data[data.columns[names.index(column)]]
     if hasattr(data, "tolist"):  # Series, numpy array
         data = data.tolist()
-    if isinstance(data, (list, tuple)) and all(isinstance(t, str) for t in data):
-        return list(data)
-    return [_text(value) for value in data]
+    texts = list(data)
+    for row, value in enumerate(texts):
+        if not isinstance(value, str):
+            raise PipelineError(_not_a_text(row, value, column))
+    return texts
 
 
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, (list, tuple)) and len(value) == 1:  # a row of a one-column table
-        return _text(value[0])
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+def _not_a_text(row: int, value: Any, column: str | None) -> str:
+    """Says which row holds a value that is not a string, and what to send instead."""
+    missing = value is None or (isinstance(value, float) and np.isnan(value))
+    what = "is missing (null)" if missing else f"is {value!r}, a {type(value).__name__}"
+    where = f"row {row}" + (f" of column '{column}'" if column else "")
+    return (
+        f'The input\'s {where} {what}, not a string. Every text must be a string: send "" '
+        "for an empty text, quote numbers, and drop the rows without a text."
+    )
 
 
 def _device(device: torch.device | str) -> torch.device:

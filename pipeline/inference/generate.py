@@ -5,7 +5,8 @@
 
 The prompt warms the recurrent state up in one pass; then each sampled token is fed back
 with the state. Sampling: logits / temperature, optionally only the top_k most likely
-tokens, drawn with a seeded generator, so the same seed gives the same text.
+tokens, drawn with a seeded generator, so the same seed gives the same text. A model from
+MLflow is rebuilt from its logged weights and config by this package (no stored code runs).
 """
 
 from __future__ import annotations
@@ -51,66 +52,59 @@ def parse_args(argv: list[str]) -> GenerateArgs:
 
 
 def load_generator(reference: str, tracking_uri: str = "") -> tuple[nn.Module, Any]:
-    """(model, tokenizer) from a checkpoint file, an MLflow run id or a model URI."""
-    from pipeline.data.tokenize import load_tokenizer
+    """(model, tokenizer) from a checkpoint file, an MLflow run id or a model URI.
 
+    From MLflow, the model is rebuilt from its logged checkpoint and tokenizer by this
+    package; nothing stored with it runs (a model stored as a pickle is refused)."""
     path = Path(reference)
     if path.suffix == ".pt" or path.is_file():
-        from pipeline.model.assembly import build_language_model
-        from pipeline.model.checkpoint import Checkpoint, load_weights
-        from pipeline.plugins import load_plugins
+        return generator_from_checkpoint(path)
+    from pipeline.inference.stored import open_stored_model
 
-        load_plugins()
-        saved = Checkpoint.load(path, what="language-model")
-        if not saved.config or saved.tokenizer_dir is None:
-            raise PipelineError(
-                f"{path} is not a language-model checkpoint of this pipeline (it lacks the "
-                "model, config or tokenizer). Use the best.pt or last.pt of a task=lm run."
-            )
-        config = saved.config if isinstance(saved.config, dict) else {}
-        kind = tasks.kind(saved.kind)
-        if kind.predicts != "tokens":
-            name = (config.get("task") or {}).get("name", "?")
-            raise PipelineError(
-                f"{path} is a {kind.noun} checkpoint (task={name}); it predicts "
-                f"{kind.predicts}, not tokens, so it cannot generate text. Use it with: "
-                f"python -m pipeline {kind.usage.format(path=path)}, or train a language "
-                "model with task=lm."
-            )
-        tokenizer = load_tokenizer(saved.tokenizer_dir)
-        from omegaconf import OmegaConf
+    usage = (
+        "Generate from the run's checkpoint instead (python -m pipeline generate "
+        "model=outputs/<date>/<time>/best.pt), or train the model again to log it in the "
+        "current format."
+    )
+    with open_stored_model(reference, tracking_uri, usage) as stored, stored.named_in_errors():
+        return generator_from_checkpoint(stored.checkpoint, stored.tokenizer)
 
-        model = build_language_model(
-            OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id
-        )
-        load_weights(model, saved.model, path, saved.tokenizer_dir)
-        return model, tokenizer
 
-    import mlflow
+def generator_from_checkpoint(
+    path: str | Path, tokenizer_dir: str | Path | None = None
+) -> tuple[nn.Module, Any]:
+    """(model, tokenizer) of a language-model checkpoint (loaded with ``weights_only``); the
+    tokenizer from ``tokenizer_dir``, else the folder the checkpoint records."""
+    from omegaconf import OmegaConf
 
-    from pipeline.tracking.tracker import quiet_mlflow
+    from pipeline.data.tokenize import load_tokenizer
+    from pipeline.model.assembly import build_language_model
+    from pipeline.model.checkpoint import Checkpoint, load_weights
+    from pipeline.plugins import load_plugins
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    uri = reference if ":/" in reference else f"runs:/{reference}/model"
-    try:
-        if uri.startswith("runs:/"):
-            run_id = uri[len("runs:/") :].split("/")[0]
-        else:
-            run_id = mlflow.models.get_model_info(uri).run_id
-        with quiet_mlflow():
-            model = mlflow.pytorch.load_model(uri, map_location="cpu")
-            tokenizer_dir = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="tokenizer"
-            )
-    except Exception as exc:
+    path = Path(path)
+    load_plugins()
+    saved = Checkpoint.load(path, what="language-model")
+    folder = tokenizer_dir or saved.tokenizer_dir
+    if not saved.config or folder is None:
         raise PipelineError(
-            f"Cannot load the model {reference!r} from MLflow at {mlflow.get_tracking_uri()} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}). "
-            "Pass a checkpoint path, a run id of a language-model run, or set "
-            "tracking_uri=... to the store that holds it."
-        ) from None
-    return model, load_tokenizer(tokenizer_dir)
+            f"{path} is not a language-model checkpoint of this pipeline (it lacks the "
+            "model, config or tokenizer). Use the best.pt or last.pt of a task=lm run."
+        )
+    config = saved.config if isinstance(saved.config, dict) else {}
+    kind = tasks.kind(saved.kind)
+    if kind.predicts != "tokens":
+        name = (config.get("task") or {}).get("name", "?")
+        raise PipelineError(
+            f"{path} is a {kind.noun} checkpoint (task={name}); it predicts "
+            f"{kind.predicts}, not tokens, so it cannot generate text. Use it with: "
+            f"python -m pipeline {kind.usage.format(path=path)}, or train a language "
+            "model with task=lm."
+        )
+    tokenizer = load_tokenizer(folder)
+    model = build_language_model(OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id)
+    load_weights(model, saved.model, path, folder)
+    return model.eval(), tokenizer
 
 
 def main(argv: list[str]) -> None:

@@ -14,6 +14,7 @@ label, its confidence and ``p_<label>`` for each class, in input order.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,36 @@ def parse_args(argv: list[str]) -> PredictArgs:
             raise DataError(f"predict input={args.input}: no such file.")
     if args.output:
         _check_suffix(args.output, OUTPUT_FORMATS, "output")
+        check_writable(Path(args.output))
     return args
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output that cannot be written, before the model loads and predicts: a
+    temporary file is made (and removed) in the nearest existing folder on its way."""
+    import tempfile
+
+    if path.is_dir():
+        raise DataError(f"predict output={path} is a folder; name a file in it (.csv or .jsonl).")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    problem = None
+    if not folder.is_dir():
+        problem = f"{folder} is a file, not a folder"
+    elif path.exists() and not os.access(path, os.W_OK):
+        problem = "the file exists and is read-only"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            problem = f"{folder} cannot be written ({exc.strerror or exc})"
+    if problem:
+        raise DataError(
+            f"predict output={path} cannot be written: {problem}. Choose another path, or "
+            "fix the folder's permissions."
+        )
 
 
 _USAGE = (
@@ -158,14 +188,21 @@ def with_texts(texts: list[str], predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_predictions(frame: pd.DataFrame, path: str | Path) -> None:
+    """``frame`` as .csv or .jsonl; a write that fails (disk full...) is one error line."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        with path.open("w", encoding="utf-8") as handle:
-            for record in frame.to_dict(orient="records"):
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            with path.open("w", encoding="utf-8") as handle:
+                for record in frame.to_dict(orient="records"):
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise DataError(
+            f"predict output={path} cannot be written ({exc.strerror or exc}). Free space or "
+            "fix the permissions, or choose another path, and run predict again."
+        ) from None
 
 
 def table(frame: pd.DataFrame, width: int = TABLE_TEXT_WIDTH) -> str:

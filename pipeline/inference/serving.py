@@ -4,18 +4,17 @@ One loader for every consumer (``python -m pipeline predict``, ``evaluate``, tes
 checkpoint file, a run's output folder, an MLflow run id, ``runs:/<id>/model`` or
 ``models:/<name>/<version|alias>`` all give the same
 :class:`~pipeline.inference.classifier.TrainedClassifier`. MLflow is imported only for MLflow
-references; a checkpoint needs torch alone.
+references; a checkpoint needs torch alone. Nothing stored with a model runs: weights load
+with ``weights_only`` and this package builds the model (``pipeline.inference.stored``).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.inference.classifier import TrainedClassifier, classifier_from_checkpoint
-
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
+from pipeline.inference.stored import RUN_ID
 
 
 def load_classifier(reference: str | Path, tracking_uri: str = "") -> TrainedClassifier:
@@ -39,7 +38,7 @@ def load_classifier(reference: str | Path, tracking_uri: str = "") -> TrainedCla
             )
         if path.suffix == ".pt" or path.is_file():
             return classifier_from_checkpoint(path)
-        if not _RUN_ID.fullmatch(text):
+        if not RUN_ID.fullmatch(text):
             raise PipelineError(_REFERENCE_HELP.format(what=f"'{text}' is not a file"))
     return _from_mlflow(text, tracking_uri)
 
@@ -51,50 +50,15 @@ _REFERENCE_HELP = (
 
 
 def _from_mlflow(reference: str, tracking_uri: str) -> TrainedClassifier:
-    """Load an MLflow pyfunc model logged by this pipeline and return its classifier."""
-    import mlflow
+    """The classifier of an MLflow model logged by this pipeline, rebuilt from its checkpoint
+    and tokenizer artifacts by this package: the code stored with the model is not run."""
+    from pipeline.inference.stored import open_stored_model
 
-    from pipeline.inference.pyfunc_model import TextClassifierModel
-    from pipeline.tracking.tracker import quiet_mlflow
-
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    store = mlflow.get_tracking_uri()
-    if store.startswith("sqlite:///") and not Path(reference).is_dir():
-        database = Path(store[len("sqlite:///") :])
-        if not database.is_file():  # MLflow would create an empty store there, then fail
-            raise PipelineError(
-                f"There is no MLflow store at {store} to find {reference} in. Run predict "
-                "where you trained (its mlflow.db), set tracking_uri=sqlite:///<path to "
-                "mlflow.db> or http://<server>, or pass the run's checkpoint (best.pt)."
-            )
-    uri = (
-        reference if (":/" in reference or Path(reference).is_dir()) else f"runs:/{reference}/model"
+    usage = (
+        "Pass a classifier's run id or its checkpoint (best.pt); language models are sampled "
+        "with python -m pipeline generate."
     )
-    try:
-        with quiet_mlflow():
-            loaded = mlflow.pyfunc.load_model(uri)
-    except PipelineError:
-        raise
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise PipelineError(
-            f"Cannot load the model {uri} from MLflow at {mlflow.get_tracking_uri()} "
-            f"({type(exc).__name__}: {reason}). Check the run id or model name and version, "
-            "set tracking_uri=... (or MLFLOW_TRACKING_URI) to the store that holds it, or "
-            "pass the run's checkpoint (best.pt) instead."
-        ) from None
-    try:
-        wrapped = loaded.unwrap_python_model()
-    except Exception:
-        wrapped = None
-    if not isinstance(wrapped, TextClassifierModel) or wrapped.classifier is None:
-        flavors = ", ".join(sorted(loaded.metadata.flavors)) or "none"
-        raise PipelineError(
-            f"{uri} is not a text classifier logged by this pipeline (its flavors: {flavors}). "
-            "Language models are sampled with python -m pipeline generate; a classifier "
-            "logged before models were logged as pyfunc loads from its checkpoint (best.pt)."
-        )
-    classifier = wrapped.classifier
-    classifier.run_id = loaded.metadata.run_id
+    with open_stored_model(reference, tracking_uri, usage) as stored, stored.named_in_errors():
+        classifier = classifier_from_checkpoint(stored.checkpoint, tokenizer_dir=stored.tokenizer)
+    classifier.run_id = stored.run_id or classifier.run_id
     return classifier

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -82,6 +83,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         reason = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
         reason = reason.split(". ")[0][:200]  # torch appends paragraphs of advice
+        if "Weights only load failed" in str(exc):
+            raise PipelineError(_pickled(path, str(exc))) from None
         if head[:2] == b"PK" and "zip" in reason.lower():
             raise PipelineError(
                 f"Checkpoint {path} cannot be read: it is truncated or corrupted ({reason}); it "
@@ -92,6 +95,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"Checkpoint {path} cannot be read ({type(exc).__name__}: {reason}). It may be "
             "truncated, or not a checkpoint of this pipeline; use another one."
         ) from None
+
+
+def _pickled(path: Path, message: str) -> str:
+    """The refusal of a file that holds pickled objects besides tensors and plain data."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", message)
+    what = f" (it names {found.group(1)})" if found else ""
+    return (
+        f"{path} holds pickled Python objects or code{what}, not only tensors and plain "
+        "data; unpickling them could run code, so it is refused for safety. Use a best.pt or "
+        "last.pt that a training run of this pipeline wrote; if you made the file, save "
+        "state_dict()s and plain values (torch.save({'model': model.state_dict(), ...}))."
+    )
 
 
 def load_weights(

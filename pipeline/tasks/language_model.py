@@ -18,7 +18,6 @@ import json
 from itertools import islice
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from pipeline.contracts import EpochBatches
@@ -213,18 +212,16 @@ class LanguageModelTask:
         if ctx.task.sample_tokens:
             final = self.sample(model)
             print(f"sample (best checkpoint, temperature 0.8):\n{final}\n", flush=True)
-        if ctx.tracking.log_model:
-            model.to("cpu").eval()
-            ctx.tracker.log_model_with(_log_pytorch_model, model)
+        if ctx.tracking.log_model and self.tokenizer_dir is not None:
+            # weights, config and tokenizer, no pickle: see inference/pyfunc_model.py
+            from pipeline.inference.pyfunc_model import log_language_model
 
-
-def _log_pytorch_model(mlflow: Any, model: nn.Module) -> None:
-    mlflow.pytorch.log_model(
-        model,
-        name="model",
-        serialization_format="pickle",
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-    )
+            ctx.tracker.log_model_with(
+                log_language_model,
+                fitted.best_path or fitted.last_path,
+                self.tokenizer_dir,
+                register_as=ctx.tracking.register_as,
+            )
 
 
 class _NoTokenizer:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,6 +29,15 @@ TEXTS = [
     "the plot",
 ]
 COLUMNS = ["label", "p_negative", "p_positive"]
+#: Payloads the served model refuses (HTTP 400), and words its message has.
+BAD_PAYLOADS = [
+    ({"dataframe_records": [{"stars": 3, "review": "a great film"}]}, ["text"]),
+    ({"dataframe_split": {"columns": ["id", "review"], "data": [[1, "fine"]]}}, ["text"]),
+    ({"dataframe_records": [{"text": "fine"}, {"text": None}]}, ["row 1", "text"]),
+    ({"dataframe_records": [{"text": "fine"}, {"text": 3}]}, ["row 1", "text"]),
+    ({"dataframe_records": [{"text": 3}, {"text": 4}]}, ["text"]),
+    ({"dataframe_records": [{"text": True}]}, ["text"]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +96,10 @@ def test_run_logs_and_registers_the_model(trained):
 
 def test_pyfunc_model_predicts_raw_text_in_a_fresh_process(trained):
     script = f"""
-import json, mlflow
+import json, mlflow, pandas as pd
 mlflow.set_tracking_uri({trained["store"]!r})
 model = mlflow.pyfunc.load_model("runs:/{trained["run_id"]}/model")
-out = model.predict({TEXTS!r})
+out = model.predict(pd.DataFrame({{"id": range({len(TEXTS)}), "text": {TEXTS!r}}}))
 meta = model.metadata
 print(json.dumps({{
     "columns": list(out.columns),
@@ -97,7 +107,7 @@ print(json.dumps({{
     "inputs": meta.get_input_schema().to_dict(),
     "outputs": meta.get_output_schema().to_dict(),
     "example": meta.load_input_example(mlflow.artifacts.download_artifacts(
-        "runs:/{trained["run_id"]}/model")),
+        "runs:/{trained["run_id"]}/model")).to_dict(orient="list"),
     "labels": meta.metadata["labels"],
 }}))
 """
@@ -116,13 +126,47 @@ print(json.dumps({{
     assert len(records) == len(TEXTS)
     check_probabilities(records)
     assert records[0]["p_positive"] > records[1]["p_positive"]
-    assert result["inputs"] == [{"type": "string", "required": True}]
+    assert result["inputs"] == [{"type": "string", "name": "text", "required": True}]
     assert [c["name"] for c in result["outputs"]] == COLUMNS
     assert [c["type"] for c in result["outputs"]] == ["string", "double", "double"]
-    assert isinstance(result["example"], list) and all(
-        isinstance(t, str) for t in result["example"]
-    )
+    assert list(result["example"]) == ["text"]
+    assert all(isinstance(t, str) for t in result["example"]["text"])
     assert result["labels"] == ["negative", "positive"]
+
+
+def test_pyfunc_model_reads_the_text_column_and_refuses_anything_else(trained):
+    """Other columns are ignored, wherever they stand; a payload without ``text`` or with a
+    text that is not a string is MLflow's bad-input error (HTTP 400 when served)."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.inference.serving import load_classifier
+
+    expected = load_classifier(trained["checkpoint"]).predict(TEXTS)
+    mlflow.set_tracking_uri(trained["store"])
+    model = mlflow.pyfunc.load_model(f"runs:/{trained['run_id']}/model")
+    ids = list(range(len(TEXTS)))
+    for frame in (
+        pd.DataFrame({"id": ids, "text": TEXTS}),
+        pd.DataFrame({"text": TEXTS, "stars": [5] * len(TEXTS)}),
+    ):
+        out = model.predict(frame)
+        assert list(out["label"]) == list(expected["label"])
+        assert (out["p_positive"] - expected["p_positive"]).abs().max() < 1e-6
+    for bad, words in (
+        (pd.DataFrame({"stars": [3], "review": ["a great film"]}), ["'text'"]),
+        (["a list without a column name"], ["'text'"]),
+        (pd.DataFrame({"text": ["fine", None]}), ["row 1", "'text'", "missing"]),
+        (pd.DataFrame({"text": ["fine", 3]}), ["row 1", "'text'", "3"]),
+        (pd.DataFrame({"text": ["fine", False]}), ["row 1", "'text'", "False"]),
+        (pd.DataFrame({"text": [1.5, 2.5]}), ["text"]),
+    ):
+        with pytest.raises(MlflowException) as error:
+            model.predict(bad)
+        assert error.value.get_http_status_code() == 400
+        for word in words:
+            assert word in error.value.message, (bad, error.value.message)
 
 
 def test_mlflow_models_serve_answers_invocations(trained):
@@ -162,24 +206,47 @@ def test_mlflow_models_serve_answers_invocations(trained):
             time.sleep(0.5)
         print(f"mlflow models serve answered /ping after {time.perf_counter() - started:.1f}s")
 
-        def invoke(body: dict) -> list[dict]:
+        def post(body: dict) -> tuple[int, dict]:
             request = urllib.request.Request(
                 f"{base}/invocations",
                 data=json.dumps(body).encode(),
                 headers={"Content-Type": "application/json"},
             )
-            with urllib.request.urlopen(request, timeout=30) as reply:
-                return json.load(reply)["predictions"]
+            try:
+                with urllib.request.urlopen(request, timeout=30) as reply:
+                    return reply.status, json.load(reply)
+            except urllib.error.HTTPError as error:
+                return error.code, json.load(error)
 
-        by_inputs = invoke({"inputs": TEXTS})
+        def invoke(body: dict) -> list[dict]:
+            status, answer = post(body)
+            assert status == 200, answer
+            return answer["predictions"]
+
+        ids = list(range(len(TEXTS)))
+        by_inputs = invoke({"inputs": {"text": TEXTS}})
+        by_list = invoke({"inputs": TEXTS})  # one column: MLflow names it text
         by_split = invoke({"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}})
         by_records = invoke({"dataframe_records": [{"text": t} for t in TEXTS]})
-        for predictions in (by_inputs, by_split, by_records):
+        with_ids = invoke(
+            {
+                "dataframe_split": {
+                    "columns": ["id", "text"],
+                    "data": [[i, t] for i, t in zip(ids, TEXTS, strict=True)],
+                }
+            }
+        )
+        for predictions in (by_inputs, by_list, by_split, by_records, with_ids):
             assert [list(p) for p in predictions] == [COLUMNS] * len(TEXTS)
             check_probabilities(predictions)
             assert [p["label"] for p in predictions] == list(expected["label"])
             for p, positive in zip(predictions, expected["p_positive"], strict=True):
                 assert abs(p["p_positive"] - positive) < 1e-6
+        for body, words in BAD_PAYLOADS:
+            status, answer = post(body)
+            assert status == 400, (body, status, answer)
+            for word in words:
+                assert word in answer["message"], (body, answer["message"])
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -237,6 +304,25 @@ def test_loader_refuses_what_it_cannot_load(trained, tmp_path):
     moved.write_bytes(trained["checkpoint"].read_bytes())
     loaded = load_classifier(moved)  # the tokenizer folder recorded in the checkpoint
     assert loaded.labels == ["negative", "positive"]
+
+
+def test_predict_from_mlflow_runs_no_code_stored_with_the_model(trained, tmp_path):
+    """The model's code file in the store is never run by predict (from a run id, the
+    registry or a model folder): the classifier is rebuilt from its artifacts."""
+    from pipeline.inference.serving import load_classifier
+
+    (folder,) = [p.parent for p in (trained["cwd"] / "mlruns").rglob("MLmodel")]
+    (code,) = folder.glob("*.py")
+    original, marker = code.read_text(), tmp_path / "code-ran"
+    try:
+        code.write_text(f"open({str(marker)!r}, 'w')\n" + original)
+        for reference in (trained["run_id"], f"models:/{REGISTERED}/1", folder):
+            classifier = load_classifier(reference, tracking_uri=trained["store"])
+            assert not marker.exists(), reference
+            assert classifier.labels == ["negative", "positive"]
+            assert classifier.run_id == trained["run_id"]
+    finally:
+        code.write_text(original)
 
 
 # -- python -m pipeline predict --------------------------------------------------------
@@ -310,6 +396,7 @@ def test_predict_reads_txt_csv_jsonl_and_writes_csv_jsonl(trained, tmp_path, cap
         (["model=best.pt", "input=missing.txt"], "no such file"),
         (["model=best.pt", "text=hi", "output=out.parquet"], "unknown file type '.parquet'"),
         (["model=best.pt", "text=hi", "batchsize=2"], "Did you mean 'batch_size'"),
+        (["model=best.pt", "text=hi", "output=/proc/nope/out.csv"], "cannot be written"),
     ],
 )
 def test_predict_argument_errors_are_one_line(args, message, capsys, monkeypatch):
@@ -329,9 +416,13 @@ def test_predict_argument_errors_are_one_line(args, message, capsys, monkeypatch
 def test_predict_input_errors_are_one_line(trained, tmp_path):
     bad_csv = tmp_path / "reviews.csv"
     bad_csv.write_text("id,review\n1,great\n")
+    folder = tmp_path / "predictions.csv"
+    folder.mkdir()
     model = f"model={trained['checkpoint']}"
     for args, message in (
         ([model, f"input={bad_csv}"], "has no column 'text'"),
+        ([model, "text=hi", f"output={bad_csv}/out.csv"], f"{bad_csv} is a file, not a folder"),
+        ([model, "text=hi", f"output={folder}"], f"output={folder} is a folder"),
         (["model=no_such_model", "text=hi"], "is not a file"),
         ([f"model={trained['run_id'][::-1]}", "text=hi"], "Cannot load the model"),
     ):

@@ -55,6 +55,19 @@ def test_a_format_2_checkpoint_loads_without_a_data_fingerprint(tmp_path):
     assert back.format == 2 and back.data is None and back.extra == {}
 
 
+def test_pickled_objects_are_refused_for_safety_not_called_truncated(tmp_path):
+    """A file holding pickled objects besides tensors: the message says it is refused
+    because unpickling can run code, names what it found, and what to use instead."""
+    path = tmp_path / "payload.pt"
+    torch.save({"model": WEIGHTS, "hook": print}, path)
+    with pytest.raises(PipelineError) as error:
+        Checkpoint.load(path)
+    message = str(error.value)
+    assert "truncated" not in message and str(path) in message
+    assert "pickled Python objects or code" in message and "refused for safety" in message
+    assert "print" in message and "state_dict()" in message
+
+
 def test_the_served_copy_drops_the_training_state():
     full = Checkpoint(model=WEIGHTS, optimizer={"state": {}}, history=[{"epoch": 1}], resume={})
     served = full.for_serving()
