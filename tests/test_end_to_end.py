@@ -121,14 +121,17 @@ def test_checkpoints_are_written(first_run, workdir):
 
 
 def test_logged_model_loads_back_and_predicts(first_run, workdir):
-    """The logged model is a pyfunc model: raw strings in, labels and probabilities out."""
+    """The logged model is a pyfunc model: a ``text`` column of raw strings in, labels and
+    probabilities out."""
     cwd, _ = workdir
     import mlflow
+    import pandas as pd
 
     client, runs = runs_in(cwd / "mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{cwd / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"runs:/{runs[0].info.run_id}/model")
-    out = model.predict(["a moving, beautifully acted film", "dull and far too long", ""])
+    texts = ["a moving, beautifully acted film", "dull and far too long", ""]
+    out = model.predict(pd.DataFrame({"text": texts}))
     assert list(out.columns) == ["label", "p_negative", "p_positive"]
     assert len(out) == 3 and set(out["label"]) <= {"negative", "positive"}
     totals = out[["p_negative", "p_positive"]].sum(axis=1)
