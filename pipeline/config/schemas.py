@@ -50,6 +50,19 @@ class TrainerConfig:
     eval_batch_size: int = describe("batch size for validation and test", 256, min=1)
     device: str = describe("auto (CUDA when present) | cpu | cuda | cuda:N", "auto")
     amp: bool = describe("mixed precision on CUDA (bf16 where supported, else fp16)", True)
+    amp_dtype: str = describe(
+        "autocast dtype under amp on CUDA: auto (bf16 where the GPU has it, else fp16) | bf16 "
+        "| fp16 (always with a GradScaler)",
+        "auto",
+        choices=["auto", "bf16", "fp16"],
+    )
+    amp_rnn: str = describe(
+        "RNN layers (nn.LSTM/GRU/RNN) under amp on CUDA: fp32 (outside autocast: safe, the "
+        "rest still in amp_dtype) | autocast (cuDNN runs them in fp16 whatever amp_dtype "
+        "says, so the loss is always scaled by a GradScaler)",
+        "fp32",
+        choices=["fp32", "autocast"],
+    )
     grad_clip: float = describe("max gradient norm; 0 turns clipping off", 1.0, min=0.0)
     monitor: str = describe("validation metric for early stopping and best.pt", "val/accuracy")
     monitor_mode: str = describe(

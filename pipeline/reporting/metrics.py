@@ -7,9 +7,15 @@ from torch import Tensor
 
 
 def confusion_matrix(predicted: Tensor, target: Tensor, num_classes: int) -> Tensor:
-    """[C, C] int64 counts; entry [t, p] counts rows of true class t predicted as p."""
-    flat = target.long() * num_classes + predicted.long()
-    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+    """[C, C] int64 counts; entry [t, p] counts rows of true class t predicted as p.
+
+    Counted on the tensors' device with ``index_add_`` into a fixed-size table: no host
+    sync (``torch.bincount`` reads the largest value on the host to size its output).
+    """
+    flat = target.long().flatten() * num_classes + predicted.long().flatten()
+    counts = torch.zeros(num_classes * num_classes, dtype=torch.long, device=flat.device)
+    counts.index_add_(0, flat, torch.ones_like(flat))
+    return counts.reshape(num_classes, num_classes)
 
 
 def accuracy(confusion: Tensor) -> float:

@@ -289,7 +289,8 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     model = task.build_model(ctx)
     n_params = count_parameters(model)
     ctx.tracker.set_tags({"n_params": str(n_params)})
-    print(f"model: {n_params:,} parameters on {ctx.device}", flush=True)
+    precision = f" ({ctx.amp_policy.describe()})" if ctx.amp is not None else ""
+    print(f"model: {n_params:,} parameters on {ctx.device}{precision}", flush=True)
 
     fitted = fit(task, model, ctx, callbacks=[LogMetrics(ctx.tracker), task])
     result.trained = True

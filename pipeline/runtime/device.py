@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from pipeline.errors import ConfigError
+from pipeline.runtime.amp import amp_policy
 
 
 def resolve_device(name: str) -> torch.device:
@@ -22,10 +23,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """bf16 where the GPU supports it, else fp16; None (full precision) on CPU or amp off."""
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """bf16 where the GPU supports it, else fp16; None (full precision) on CPU or amp off.
+    (``trainer.amp_dtype=auto``; the whole policy is :mod:`pipeline.runtime.amp`.)"""
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return amp_policy(device.type, bf16, amp).dtype
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:

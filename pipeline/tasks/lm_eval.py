@@ -13,6 +13,7 @@ from pipeline.data.streams import make_streams, windows
 from pipeline.runtime.device import autocast
 
 LN2 = math.log(2.0)
+IGNORE_INDEX = -100  # a target cross-entropy skips: the padding of a window
 
 
 def lm_metrics(mean_loss: float, char_level: bool) -> dict[str, float]:
@@ -43,8 +44,17 @@ class LMEvaluation:
 
 
 def loss_sum(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
-    """Summed cross-entropy over the real targets of a window (float32)."""
-    return F.cross_entropy(logits[mask].float(), targets[mask], reduction="sum")
+    """Summed cross-entropy over the real targets of a window (float32), with no host sync.
+
+    Padded targets are ignored (``ignore_index``) rather than selected (``logits[mask]``:
+    a boolean index makes the host wait for the device to count them). The padding of a
+    window is a suffix of its rows in order (only the last stream is padded, on the right),
+    so the sum is bit-identical to the selected rows' sum, and so are the gradients.
+    """
+    ignored = targets.masked_fill(~mask, IGNORE_INDEX).flatten()
+    return F.cross_entropy(
+        logits.flatten(0, -2).float(), ignored, ignore_index=IGNORE_INDEX, reduction="sum"
+    )
 
 
 @torch.inference_mode()

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # types only: building a context imports none of these
 
     from pipeline.config.schemas import OptimizerConfig, TaskConfig, TrackingConfig, TrainerConfig
     from pipeline.model.checkpoint import Checkpoint
+    from pipeline.runtime.amp import AmpPolicy
     from pipeline.runtime.distributed import Distributed
     from pipeline.tracking.tracker import Tracker
 
@@ -34,11 +35,16 @@ class RunContext:
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, versions, run id
 
     @property
+    def amp_policy(self) -> AmpPolicy:
+        """This run's mixed precision: autocast dtype, RNNs in fp32 or not, loss scaling."""
+        from pipeline.runtime.amp import policy_for
+
+        return policy_for(self.device, self.trainer)
+
+    @property
     def amp(self) -> torch.dtype | None:
         """The autocast dtype of this run (None: full precision)."""
-        from pipeline.runtime.device import autocast_dtype
-
-        return autocast_dtype(self.device, self.trainer.amp)
+        return self.amp_policy.dtype
 
 
 def local_context(

@@ -22,6 +22,7 @@ from torch import nn
 from pipeline.contracts import Task
 from pipeline.errors import PipelineError
 from pipeline.model.checkpoint import Checkpoint
+from pipeline.runtime.amp import apply_policy
 from pipeline.runtime.device import autocast
 from pipeline.runtime.state import detach_state, state_to
 from pipeline.training.book import EpochBook
@@ -67,11 +68,13 @@ class _Loop:
         self.task, self.model, self.ctx, self.callbacks = task, model, ctx, list(callbacks)
         trainer, device = ctx.trainer, ctx.device
         model.to(device)
+        policy = ctx.amp_policy  # see pipeline.runtime.amp: RNNs in fp32 outside autocast
+        apply_policy(model, policy)
         self.net = _wrap(model, ctx)
         self.optimizer = make_optimizer(model.parameters(), ctx.optimizer, device)
         self.schedule = EpochSchedule(self.optimizer, ctx.optimizer)
-        self.amp = ctx.amp
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        self.amp = policy.dtype
+        self.scaler = torch.amp.GradScaler(device.type) if policy.grad_scaler else None
         self.book = EpochBook(
             trainer.monitor,
             trainer.monitor_mode,
