@@ -154,7 +154,7 @@ class _Loop:
             bad_epochs=self.book.bad_epochs,
             carried=state_to(state, torch.device("cpu")),
         )
-        here.capture_rng()
+        here.capture_rng(self.ctx.job)
         path = self.book.checkpoint_dir / "last.pt"
         if self.ctx.job.is_main:
             self._checkpoint(here, {}, False).save(path)
@@ -182,7 +182,7 @@ class _Loop:
             best_epoch=book.best_epoch,
             bad_epochs=book.bad_epochs,
         )
-        at.capture_rng()
+        at.capture_rng(self.ctx.job)
         book.save(self._checkpoint(at, metrics, finished), is_best)
         print(
             f"epoch {epoch}: {task.describe_epoch(metrics)}  "
@@ -236,7 +236,10 @@ class _Loop:
             self.scaler.load_state_dict(saved.scaler)
         at = ResumePoint.from_state_dict(saved.resume)
         self.book.restore(saved.history, at)
-        at.restore_rng()
+        job = self.ctx.job
+        note = at.restore_rng(job.rank, job.world_size, self.ctx.seed)
+        if note and job.is_main:
+            print(f"note: {note}", flush=True)
         return at
 
 
