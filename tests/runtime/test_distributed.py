@@ -267,3 +267,60 @@ def test_another_world_size_goes_on_with_a_clear_note():
     assert "written by 1 process" in note and "--nproc_per_node=1" in note
     note = ResumePoint.from_state_dict(point.state_dict()).restore_rng(1, 2, fallback_seed=1)
     assert note and _draws()[:3] != expected[:3]
+
+
+def _slow_main(rank: int, folder: str) -> None:
+    """Rank 0 prepares the data for longer than the process group's timeout (2 s here, 10
+    minutes under NCCL); rank 1 waits for it in the job's barrier."""
+    import time
+    from datetime import timedelta
+
+    from pipeline.runtime import distributed
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group(
+        "gloo",
+        init_method=f"file://{folder}/init",
+        rank=rank,
+        world_size=2,
+        timeout=timedelta(seconds=2),
+    )
+    try:
+        job, _ = distributed.setup("cpu")
+        if job.is_main:
+            time.sleep(4)
+        job.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ranks_wait_for_rank_0_longer_than_the_process_group_timeout(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_slow_main, args=(r, str(tmp_path))) for r in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
+
+
+def test_nccl_is_bound_to_this_process_gpu(monkeypatch):
+    """NCCL's process group gets ``device_id`` (this rank's GPU), checked without a GPU."""
+    from pipeline.runtime import distributed
+
+    calls: dict[str, object] = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(distributed, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kw: calls.update(init=kw))
+    monkeypatch.setattr(torch.distributed, "new_group", lambda **kw: calls.update(group=kw))
+    job, device = distributed.setup("cuda")
+    assert device == torch.device("cuda", 1)
+    assert calls["init"] == {"backend": "nccl", "device_id": torch.device("cuda", 1)}
+    assert calls["group"]["backend"] == "gloo"
+    assert calls["group"]["timeout"] >= distributed.PREPARE_TIMEOUT
