@@ -259,6 +259,24 @@ def _wrap(model: nn.Module, ctx: RunContext) -> nn.Module:
         net = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if ctx.trainer.compile:
+    if ctx.trainer.compile and _compiles_well(model, job.is_main):
         net = torch.compile(net, dynamic=True)  # ragged batches: one graph for all lengths
     return net
+
+
+def _compiles_well(model: nn.Module, speaks: bool) -> bool:
+    """False (with a warning) for a model with recurrent layers: torch.compile leaves an
+    ``nn.LSTM``/``GRU`` to its own cuDNN/oneDNN kernel (a graph break) and a cell loop is
+    unrolled over every length, so compiling takes long and gains nothing."""
+    recurrent = sorted(
+        {type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase | nn.RNNCellBase)}
+    )
+    if recurrent and speaks:
+        print(
+            f"warning: trainer.compile=true ignored: the model's recurrent layers "
+            f"({', '.join(recurrent)}) run their own fused kernels, which torch.compile "
+            "cannot improve on, and compiling them takes minutes. The model runs eagerly; "
+            "set trainer.compile=false to silence this.",
+            flush=True,
+        )
+    return not recurrent
