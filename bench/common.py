@@ -337,6 +337,15 @@ def seed_model(vocab_size: int, num_classes: int = 2) -> Any:
     return SeedLSTM()
 
 
+def pipeline_optimizer(model: Any, cfg: Any, device: Any) -> tuple[Any, float]:
+    """The optimizer and the max gradient norm the pipeline trains with under the composed
+    config ``cfg`` (for the seed overrides: fused Adam 1e-3, clipping at 1.0), so that a
+    hand-written loop given them differs from the pipeline in the loop alone."""
+    from pipeline.training.step import make_optimizer
+
+    return make_optimizer(model.parameters(), cfg.optimizer, device), float(cfg.trainer.grad_clip)
+
+
 def hand_written_epoch(
     model: Any,
     optimizer: Any,
@@ -346,9 +355,12 @@ def hand_written_epoch(
     seed: int,
     autocast_dtype: Any = None,
     scaler: Any = None,
+    grad_clip: float = 0.0,
 ) -> float:
     """One shuffled epoch over pre-built tensors (on the model's device); samples/s.
-    The loss is read once, at the end (no host sync per step)."""
+    The loss is read once, at the end (no host sync per step). ``grad_clip`` > 0: the
+    gradient norm is clipped as the pipeline does on a GPU (``clip_grad_norm_``, after
+    unscaling fp16 gradients)."""
     import torch
     import torch.nn.functional as F
 
@@ -367,10 +379,15 @@ def hand_written_epoch(
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss.backward()
             optimizer.step()
         loss_sum += loss.detach()
     loss_sum.item()

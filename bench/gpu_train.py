@@ -9,8 +9,10 @@ the GPU:
   and ``trainer.amp=false|true`` (bf16 where the GPU has it, else fp16 with a grad
   scaler), in a fresh process; epoch 2's ``train/samples_per_s`` read from its MLflow run.
 * ``cuDNN fp32`` / ``cuDNN autocast``: a hand-written loop (nn.Embedding -> nn.LSTM ->
-  nn.Linear, Adam), its data moved to the GPU once and indexed there, without and with
+  nn.Linear), its data moved to the GPU once and indexed there, without and with
   ``torch.autocast`` in the dtype the pipeline picks; synchronised before the clock stops.
+  It trains with the pipeline's own optimizer and clipping for the same config (fused Adam
+  1e-3, max-norm 1.0: ``common.pipeline_optimizer``), so the ratio measures the loop alone.
 
 Without a CUDA GPU it prints "no CUDA GPU here: skipped", writes
 ``bench/results/gpu_train.json`` with ``skipped: true`` and exits 0. ``--device cpu`` runs
@@ -59,15 +61,17 @@ def main() -> None:
     for name, dtype in (("cuDNN fp32", None), ("cuDNN autocast", amp)):
         torch.manual_seed(0)
         model = common.seed_model(data.tokenizer.vocab_size, data.num_classes).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        optimizer, clip = common.pipeline_optimizer(model, data.cfg, device)
         scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
         common.hand_written_epoch(
-            model, optimizer, ids[:640], labels[:640], args.batch_size, 0, dtype, scaler
+            model, optimizer, ids[:640], labels[:640], args.batch_size, 0, dtype, scaler, clip
         )  # warm-up (cuDNN plans, allocator)
 
-        def measure(repeat: int, model=model, optimizer=optimizer, dtype=dtype, scaler=scaler):
+        def measure(
+            repeat: int, model=model, optimizer=optimizer, dtype=dtype, scaler=scaler, clip=clip
+        ):
             return common.hand_written_epoch(
-                model, optimizer, ids, labels, args.batch_size, repeat + 1, dtype, scaler
+                model, optimizer, ids, labels, args.batch_size, repeat + 1, dtype, scaler, clip
             )
 
         hand[name] = measure

@@ -91,8 +91,8 @@ class TrainerConfig:
         "where last.pt/best.pt go; null = the run's Hydra output directory", None
     )
     compile: bool = describe(
-        "torch.compile the model for training (a one-off compile per input shape; on the CPU "
-        "nn.LSTM breaks the graph, so measure before relying on it)",
+        "torch.compile the model for training (a one-off compile per input shape); skipped "
+        "with a warning for models with LSTM/GRU/RNN layers, where it gains nothing",
         False,
     )
     resume: str | None = describe(

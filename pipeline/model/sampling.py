@@ -1,5 +1,6 @@
 """Sampling text from a language model: the prompt warms the recurrent state up in one
-pass; then each sampled token is fed back with the state. Sampling: logits / temperature,
+pass; then each sampled token is fed back with the state, on the device (the tokens are
+copied to the host once, at the end). Sampling: logits / temperature,
 optionally only the top_k most likely tokens, drawn with a seeded generator, so the same
 seed gives the same text."""
 
@@ -54,7 +55,7 @@ def sample(
     generator = torch.Generator(device=device).manual_seed(seed)
     inputs = torch.tensor([ids], device=device)
     logits, state = model(inputs, torch.ones_like(inputs, dtype=torch.bool))
-    out: list[int] = []
+    drawn: list[torch.Tensor] = []  # kept on the device: no host sync per token
     one = torch.ones(1, 1, dtype=torch.bool, device=device)
     for _ in range(max_tokens):
         scores = logits[0, -1].float() / temperature
@@ -63,8 +64,9 @@ def sample(
             kth = torch.topk(scores, min(top_k, scores.numel())).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))
         token = torch.multinomial(torch.softmax(scores, dim=0), 1, generator=generator)
-        out.append(int(token))
+        drawn.append(token)
         logits, state = model(token.view(1, 1), one, state)
+    out: list[int] = torch.cat(drawn).tolist() if drawn else []  # one copy to the host
     model.train(was_training)
     separator = getattr(tokenizer, "separator", " ")
     continuation = decode(tokenizer, out)

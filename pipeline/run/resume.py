@@ -7,8 +7,8 @@ that it belongs to the run described by the current config.
   config is this run's.
 
 A checkpoint from another config is refused with the keys that differ. Keys that do not
-change what is computed (progress display, threads, tracking) may differ, and so may
-``trainer.max_epochs``, so that a finished schedule can be extended.
+change what is computed (progress display, threads, tracking, the device, compiling) may
+differ, and so may ``trainer.max_epochs``, so that a finished schedule can be extended.
 
 Only the newest checkpoint of a run goes on: a ``best.pt`` (or an older copy) behind its
 run's ``last.pt`` would rewind training, overwrite that ``last.pt`` and log epochs twice into
@@ -32,6 +32,8 @@ MAY_DIFFER = (
     "trainer.log_every_n_steps",
     "trainer.num_threads",
     "trainer.max_epochs",
+    "trainer.device",  # e.g. a run stopped on a GPU machine goes on on the CPU
+    "trainer.compile",
     "trainer.checkpoint_dir",
     "tracking.",
 )

@@ -12,16 +12,26 @@ over the global batch size, times the world size; DDP averages the gradients, so
 is the step a single process would take on the whole batch. Validation runs on every
 process (the same numbers everywhere, so early stopping agrees without messages); only rank 0
 prints, writes checkpoints and talks to MLflow.
+
+Under NCCL the process group is bound to this process's GPU (``device_id``). While rank 0
+reads and tokenizes the data the others wait in :meth:`Distributed.barrier`, on a separate
+gloo group with a long timeout (:data:`PREPARE_TIMEOUT`): an NCCL barrier would hold a GPU
+stream and give up after NCCL's 10 minutes, which a large corpus can take.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 import torch
 
 from pipeline.runtime.device import resolve_device
+
+#: How long the other processes wait for rank 0 to prepare the data (read, tokenize, cache).
+PREPARE_TIMEOUT = timedelta(hours=4)
 
 
 @dataclass
@@ -31,6 +41,7 @@ class Distributed:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    wait_group: Any = field(default=None, repr=False, compare=False)  # gloo, long timeout
 
     @property
     def enabled(self) -> bool:
@@ -41,8 +52,10 @@ class Distributed:
         return self.rank == 0
 
     def barrier(self) -> None:
+        """Wait for every process (on the gloo group with :data:`PREPARE_TIMEOUT`, when
+        :func:`setup` made one): a host-side wait that holds no GPU."""
         if self.enabled:
-            torch.distributed.barrier()
+            torch.distributed.barrier(group=self.wait_group)
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum of ``tensor`` over all processes (in place)."""
@@ -81,8 +94,11 @@ def setup(device_name: str) -> tuple[Distributed, torch.device]:
         device = torch.device("cuda", job.local_rank)
         torch.cuda.set_device(device)
     if not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend=backend)
+        if device.type == "cuda":
+            torch.distributed.init_process_group(backend="nccl", device_id=device)
+        else:
+            torch.distributed.init_process_group(backend="gloo")
+    job.wait_group = torch.distributed.new_group(backend="gloo", timeout=PREPARE_TIMEOUT)
     return job, device
 
 

@@ -12,8 +12,9 @@ traceback (nor a run left RUNNING by SIGTERM's default of ending the process on 
 
 :class:`ResumePoint` (the resume point) records where the loop stood: the epoch in progress,
 the batches of it already done, the state of the generator that shuffles that epoch's
-batches, torch's random state (dropout), the partial loss sums, the early-stopping state
-and, for language models, the carried recurrent state. Restored, the loop repeats the same
+batches, every process's own random states (torch CPU and CUDA for dropout, Python's and
+numpy's; under torchrun rank 0 gathers them all), the partial loss sums, the early-stopping
+state and, for language models, the carried recurrent state. Restored, the loop repeats the same
 batches in the same order with the same random numbers, so on the CPU a resumed run ends
 with exactly the metrics of one that was never interrupted.
 """
@@ -146,8 +147,9 @@ class ResumePoint:
     epoch: int = 1  # the epoch to run (or go on with)
     step: int = 0  # batches (windows) of that epoch already done
     order_state: torch.Tensor | None = None  # generator state before this epoch's order
-    rng_state: torch.Tensor | None = None  # torch's CPU random state (dropout)
-    cuda_rng_state: list[torch.Tensor] = field(default_factory=list)
+    rng_state: torch.Tensor | None = None  # rank 0's torch CPU random state (dropout)
+    cuda_rng_state: list[torch.Tensor] = field(default_factory=list)  # rank 0's
+    rank_rng: list[dict[str, Any]] = field(default_factory=list)  # every rank's, by rank
     loss_sum: float = 0.0  # this epoch's partial sums
     seen: int = 0
     seconds: float = 0.0
@@ -156,16 +158,42 @@ class ResumePoint:
     bad_epochs: int = 0
     carried: Any = None  # language models: the recurrent state carried into the next window
 
-    def capture_rng(self) -> None:
-        self.rng_state = torch.get_rng_state()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            self.cuda_rng_state = torch.cuda.get_rng_state_all()
+    def capture_rng(self, job: Any = None) -> None:
+        """Record every process's random state. Under torchrun each rank draws its own
+        dropout masks, so all ranks' states are gathered (a collective: every rank calls
+        this at the same point) and rank 0 saves them all in its one ``last.pt``."""
+        own = rng_snapshot()
+        states = [own]
+        if job is not None and job.enabled:
+            states = [None] * job.world_size
+            torch.distributed.all_gather_object(states, own)
+        self.rank_rng = states
+        self.rng_state, self.cuda_rng_state = states[0]["torch"], states[0]["cuda"]
 
-    def restore_rng(self) -> None:
-        if self.rng_state is not None:
-            torch.set_rng_state(self.rng_state)
-        if self.cuda_rng_state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(self.cuda_rng_state)
+    def restore_rng(self, rank: int = 0, world_size: int = 1, fallback_seed: int = 0) -> str:
+        """Put back this rank's own random state; return a note ("" when exact).
+
+        A checkpoint written by another number of processes has no state for some ranks
+        (or states meant for others): rank 0 restores its own, the others seed
+        ``fallback_seed`` + rank, and the note says the continuation is not exact."""
+        if len(self.rank_rng) == world_size:
+            rng_restore(self.rank_rng[rank])
+            return ""
+        saved = len(self.rank_rng) or 1
+        if rank == 0 or not self.rank_rng:
+            rng_restore(self.rank_rng[0] if self.rank_rng else self._legacy())
+        if rank > 0:
+            torch.manual_seed(fallback_seed + 7919 * rank + 104729 * self.epoch + self.step)
+        return (
+            f"the checkpoint was written by {saved} process(es), this run has {world_size}: "
+            "rank 0 goes on with its saved random state, the other ranks draw new dropout "
+            "masks, so the run goes on correctly but is not the exact continuation. Resume "
+            f"with {saved} process(es) (torchrun --nproc_per_node={saved}) for that."
+        )
+
+    def _legacy(self) -> dict[str, Any]:
+        """A checkpoint from before per-rank states: rank 0's torch states alone."""
+        return {"torch": self.rng_state, "cuda": self.cuda_rng_state}
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,3 +202,56 @@ class ResumePoint:
     def from_state_dict(cls, state: dict[str, Any]) -> ResumePoint:
         known = {k: v for k, v in state.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def rng_snapshot() -> dict[str, Any]:
+    """This process's random states: torch CPU and CUDA, Python's ``random`` and numpy's
+    global generator, as plain data a ``weights_only`` load accepts."""
+    import random
+
+    import numpy as np
+
+    cuda = []
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        cuda = torch.cuda.get_rng_state_all()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+        "python": random.getstate(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+    }
+
+
+def rng_restore(state: dict[str, Any]) -> None:
+    """Put back what :func:`rng_snapshot` recorded (the parts it holds)."""
+    import random
+
+    import numpy as np
+
+    if state.get("torch") is not None:
+        torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():  # the devices this machine has
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
+    if state.get("python") is not None:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    numpy_state = state.get("numpy")
+    if numpy_state:
+        keys = numpy_state["keys"].numpy().astype(np.uint32)
+        np.random.set_state(
+            (
+                numpy_state["kind"],
+                keys,
+                numpy_state["pos"],
+                numpy_state["has_gauss"],
+                numpy_state["cached"],
+            )
+        )

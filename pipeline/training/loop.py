@@ -157,7 +157,7 @@ class _Loop:
             bad_epochs=self.book.bad_epochs,
             carried=state_to(state, torch.device("cpu")),
         )
-        here.capture_rng()
+        here.capture_rng(self.ctx.job)
         path = self.book.checkpoint_dir / "last.pt"
         if self.ctx.job.is_main:
             self._checkpoint(here, {}, False).save(path)
@@ -185,7 +185,7 @@ class _Loop:
             best_epoch=book.best_epoch,
             bad_epochs=book.bad_epochs,
         )
-        at.capture_rng()
+        at.capture_rng(self.ctx.job)
         book.save(self._checkpoint(at, metrics, finished), is_best)
         print(
             f"epoch {epoch}: {task.describe_epoch(metrics)}  "
@@ -239,7 +239,10 @@ class _Loop:
             self.scaler.load_state_dict(saved.scaler)
         at = ResumePoint.from_state_dict(saved.resume)
         self.book.restore(saved.history, at)
-        at.restore_rng()
+        job = self.ctx.job
+        note = at.restore_rng(job.rank, job.world_size, self.ctx.seed)
+        if note and job.is_main:
+            print(f"note: {note}", flush=True)
         return at
 
 
@@ -259,6 +262,24 @@ def _wrap(model: nn.Module, ctx: RunContext) -> nn.Module:
         net = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if ctx.trainer.compile:
+    if ctx.trainer.compile and _compiles_well(model, job.is_main):
         net = torch.compile(net, dynamic=True)  # ragged batches: one graph for all lengths
     return net
+
+
+def _compiles_well(model: nn.Module, speaks: bool) -> bool:
+    """False (with a warning) for a model with recurrent layers: torch.compile leaves an
+    ``nn.LSTM``/``GRU`` to its own cuDNN/oneDNN kernel (a graph break) and a cell loop is
+    unrolled over every length, so compiling takes long and gains nothing."""
+    recurrent = sorted(
+        {type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase | nn.RNNCellBase)}
+    )
+    if recurrent and speaks:
+        print(
+            f"warning: trainer.compile=true ignored: the model's recurrent layers "
+            f"({', '.join(recurrent)}) run their own fused kernels, which torch.compile "
+            "cannot improve on, and compiling them takes minutes. The model runs eagerly; "
+            "set trainer.compile=false to silence this.",
+            flush=True,
+        )
+    return not recurrent

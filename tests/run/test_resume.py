@@ -55,6 +55,14 @@ def test_config_differences_ignore_what_does_not_change_the_result():
     assert config_differences(saved, other) == ["encoder.hidden_size: 8 -> 9"]
 
 
+def test_a_run_may_go_on_on_another_device_or_compiled_differently():
+    """A run stopped on a GPU machine may go on on the CPU (or compiled, or not): neither
+    changes what is computed (issue 14)."""
+    saved = {"trainer": {"device": "cuda", "compile": True, "batch_size": 32}}
+    current = {"trainer": {"device": "cpu", "compile": False, "batch_size": 32}}
+    assert config_differences(saved, current) == []
+
+
 @pytest.fixture
 def env(data_dir, hf_cache) -> dict[str, str]:
     env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "HF_DATASETS_CACHE": str(hf_cache)}

@@ -183,3 +183,144 @@ def test_sigterm_stops_both_processes_at_one_step_and_the_resumed_run_matches_on
     run, got = metrics(tmp_path)  # the same MLflow run, gone on with
     assert run.info.status == "FINISHED"
     assert_same_curves(got, metrics(single)[1])
+
+
+def _draws() -> list[float]:
+    """The next random numbers of every generator a run's randomness comes from."""
+    import random
+
+    import numpy as np
+
+    return [*torch.rand(3).tolist(), random.random(), float(np.random.rand())]
+
+
+def _rng_rank(rank: int, folder: str, phase: str) -> None:
+    """One of two gloo processes: ``save`` gathers both ranks' states into rank 0's file
+    (and records what each rank draws next); ``restore`` puts each rank's own back."""
+    import random
+
+    import numpy as np
+
+    from pipeline.runtime.distributed import Distributed
+    from pipeline.training.interrupts import ResumePoint
+
+    root = Path(folder)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{root / phase}.init", rank=rank, world_size=2
+    )
+    try:
+        job = Distributed(rank, 2, 0)
+        if phase == "save":
+            torch.manual_seed(100 + rank)
+            random.seed(200 + rank)
+            np.random.seed(300 + rank)
+            point = ResumePoint(epoch=2, step=5)
+            point.capture_rng(job)
+            torch.save(_draws(), root / f"expected{rank}.pt")
+            if job.is_main:
+                torch.save(point.state_dict(), root / "point.pt")
+        else:
+            torch.manual_seed(0)  # what the resumed process would otherwise go on with
+            state = torch.load(root / "point.pt", weights_only=True)
+            note = ResumePoint.from_state_dict(state).restore_rng(rank, 2, fallback_seed=0)
+            torch.save((note, _draws()), root / f"got{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _two_ranks(folder: Path, phase: str) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_rng_rank, args=(r, str(folder), phase)) for r in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0, f"{phase} rank failed ({worker.exitcode})"
+
+
+def test_each_rank_saves_and_restores_its_own_random_state(tmp_path):
+    """Under torchrun, last.pt holds every rank's random states (gathered to rank 0): a
+    resumed rank 1 draws what it would have drawn, not rank 0's numbers (issue 14, item 6)."""
+    _two_ranks(tmp_path, "save")
+    _two_ranks(tmp_path, "restore")
+    expected = [torch.load(tmp_path / f"expected{r}.pt") for r in (0, 1)]
+    assert expected[0] != expected[1]  # the ranks' streams differ to begin with
+    for rank in (0, 1):
+        note, got = torch.load(tmp_path / f"got{rank}.pt")
+        assert note == ""
+        assert got == expected[rank], f"rank {rank}"
+
+
+def test_another_world_size_goes_on_with_a_clear_note():
+    """Resumed with another number of processes: rank 0 keeps its own state, the others
+    draw new masks (not rank 0's), and the note says how to get the exact continuation."""
+    from pipeline.training.interrupts import ResumePoint
+
+    torch.manual_seed(5)
+    point = ResumePoint(epoch=3, step=7)
+    point.capture_rng()  # one process: one state
+    expected = _draws()
+    note = ResumePoint.from_state_dict(point.state_dict()).restore_rng(0, 2, fallback_seed=1)
+    assert _draws() == expected
+    assert "written by 1 process" in note and "--nproc_per_node=1" in note
+    note = ResumePoint.from_state_dict(point.state_dict()).restore_rng(1, 2, fallback_seed=1)
+    assert note and _draws()[:3] != expected[:3]
+
+
+def _slow_main(rank: int, folder: str) -> None:
+    """Rank 0 prepares the data for longer than the process group's timeout (2 s here, 10
+    minutes under NCCL); rank 1 waits for it in the job's barrier."""
+    import time
+    from datetime import timedelta
+
+    from pipeline.runtime import distributed
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group(
+        "gloo",
+        init_method=f"file://{folder}/init",
+        rank=rank,
+        world_size=2,
+        timeout=timedelta(seconds=2),
+    )
+    try:
+        job, _ = distributed.setup("cpu")
+        if job.is_main:
+            time.sleep(4)
+        job.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ranks_wait_for_rank_0_longer_than_the_process_group_timeout(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_slow_main, args=(r, str(tmp_path))) for r in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
+
+
+def test_nccl_is_bound_to_this_process_gpu(monkeypatch):
+    """NCCL's process group gets ``device_id`` (this rank's GPU), checked without a GPU."""
+    from pipeline.runtime import distributed
+
+    calls: dict[str, object] = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(distributed, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kw: calls.update(init=kw))
+    monkeypatch.setattr(torch.distributed, "new_group", lambda **kw: calls.update(group=kw))
+    job, device = distributed.setup("cuda")
+    assert device == torch.device("cuda", 1)
+    assert calls["init"] == {"backend": "nccl", "device_id": torch.device("cuda", 1)}
+    assert calls["group"]["backend"] == "gloo"
+    assert calls["group"]["timeout"] >= distributed.PREPARE_TIMEOUT

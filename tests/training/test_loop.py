@@ -40,3 +40,19 @@ def test_clip_gradients_without_any_gradient_does_nothing():
     model = nn.Linear(2, 2)
     clip_gradients(model.parameters(), 1.0)
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_compile_skips_recurrent_models_with_a_warning(recurrent, tmp_path, capsys):
+    """trainer.compile=true compiles for minutes and gains nothing around a cuDNN/oneDNN
+    RNN: such a model runs eagerly, and the run says why (issue 14)."""
+    from pipeline.config.schemas import TrainerConfig
+    from pipeline.training.context import local_context
+    from pipeline.training.loop import _wrap
+
+    layer = nn.LSTM(8, 8, batch_first=True) if recurrent else nn.Linear(8, 8)
+    model = nn.Sequential(nn.Embedding(50, 8), layer)
+    ctx = local_context(TrainerConfig(compile=True, device="cpu"), checkpoint_dir=tmp_path)
+    net = _wrap(model, ctx)
+    warned = "trainer.compile=true ignored" in capsys.readouterr().out
+    assert (net is model) == recurrent and warned == recurrent
