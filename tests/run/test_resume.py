@@ -63,6 +63,25 @@ def test_a_run_may_go_on_on_another_device_or_compiled_differently():
     assert config_differences(saved, current) == []
 
 
+def test_a_setting_added_since_the_checkpoint_may_be_absent_when_at_its_default():
+    """A ``last.pt`` from an older version lacks settings added since (``trainer.amp_dtype``,
+    an encoder option): left at the schema's default they are no difference; set otherwise
+    they are."""
+    saved = {"trainer": {"batch_size": 32}, "encoder": {"name": "lstm", "hidden_size": 8}}
+    current = {
+        "trainer": {"batch_size": 32, "amp_dtype": "auto"},
+        "encoder": {"name": "lstm", "hidden_size": 8, "bidirectional": False},
+    }
+    assert config_differences(saved, current) == []
+    current["trainer"]["amp_dtype"] = "fp16"
+    current["encoder"]["bidirectional"] = True
+    assert config_differences(saved, current) == [
+        "encoder.bidirectional: <absent> -> True",
+        "trainer.amp_dtype: <absent> -> fp16",
+    ]
+    assert "extra.x: <absent> -> 1" in config_differences(saved, current | {"extra": {"x": 1}})
+
+
 @pytest.fixture
 def env(data_dir, hf_cache) -> dict[str, str]:
     env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "HF_DATASETS_CACHE": str(hf_cache)}
