@@ -22,6 +22,7 @@ from torch import nn
 from pipeline.contracts import Task
 from pipeline.errors import PipelineError
 from pipeline.model.checkpoint import Checkpoint
+from pipeline.runtime.determinism import configure_numerics
 from pipeline.runtime.device import autocast
 from pipeline.runtime.state import detach_state, state_to
 from pipeline.training.book import EpochBook
@@ -66,7 +67,8 @@ class _Loop:
     ) -> None:
         self.task, self.model, self.ctx, self.callbacks = task, model, ctx, list(callbacks)
         trainer, device = ctx.trainer, ctx.device
-        model.to(device)
+        configure_numerics(device, tf32=trainer.tf32, deterministic=trainer.deterministic)
+        model.to(device)  # after: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it first runs
         self.net = _wrap(model, ctx)
         self.optimizer = make_optimizer(model.parameters(), ctx.optimizer, device)
         self.schedule = EpochSchedule(self.optimizer, ctx.optimizer)

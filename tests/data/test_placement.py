@@ -85,7 +85,7 @@ def test_windows_of_resident_streams_are_the_host_ones():
         )
 
 
-def fit_classifier(tmp_path, data_on_device: str):
+def fit_classifier(tmp_path, data_on_device: str, **trainer_fields):
     from pipeline.model.assembly import build_model
     from pipeline.tasks.classification import ClassificationTask
     from pipeline.training.context import local_context
@@ -100,7 +100,9 @@ def fit_classifier(tmp_path, data_on_device: str):
         }
     )
     split = ragged_split(rows=120)
-    trainer = TrainerConfig(max_epochs=2, device="cpu", progress="none", batch_size=16)
+    trainer = TrainerConfig(
+        max_epochs=2, device="cpu", progress="none", batch_size=16, **trainer_fields
+    )
     trainer.data_on_device = data_on_device
     ctx = local_context(trainer, OptimizerConfig(lr=1e-2), checkpoint_dir=tmp_path / data_on_device)
     task = ClassificationTask.from_splits(ctx, {"train": split, "validation": split}, "abc")
