@@ -33,6 +33,7 @@ MAY_DIFFER = (
     "trainer.num_threads",
     "trainer.max_epochs",
     "trainer.checkpoint_dir",
+    "trainer.data_on_device",  # where the batches are indexed, not what they hold
     "tracking.",
 )
 _RUN_ID = re.compile(r"[0-9a-f]{32}")

@@ -127,6 +127,7 @@ def stack_rnn(encoder: RecurrentEncoder) -> nn.RNNBase:
         )
         for name, param in params.items():
             setattr(rnn, name, param)
+        rnn.to(first.weight_ih_l0.device)  # a no-op move: the RNN re-reads its new weights
         rnn.aliases = tuple(params.values())
         encoder.__dict__["_stack_rnn"] = rnn
     rnn.dropout = float(encoder.config.dropout)
