@@ -6,6 +6,8 @@ A mask [B, T] is True at real tokens; padding is on the right, so row b's real t
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -20,11 +22,33 @@ def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     x [B, T, D], lengths [B]. The permutation is its own inverse: run a backward RNN over
     ``reverse_within_length(x)``, then apply it again to the output, and the backward
     direction starts at each row's last real token.
+
+    Its backward is the same gather (each step receives exactly one gradient), not the
+    scatter-add of ``gather``'s own backward: no atomics on CUDA, so it is deterministic
+    and needs no slow path under ``torch.use_deterministic_algorithms``.
     """
     steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # [1, T]
     lengths = lengths.to(x.device).unsqueeze(1)  # [B, 1]
     index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # [B, T]
-    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.size(2)))
+    return _Reverse.apply(x, index.unsqueeze(2).expand(-1, -1, x.size(2)))
+
+
+class _Reverse(torch.autograd.Function):
+    """``x.gather(1, index)`` for an index that is an involution along dim 1: its gradient
+    is ``grad.gather(1, index)`` (the inverse permutation is the permutation itself)."""
+
+    @staticmethod
+    def forward(x: Tensor, index: Tensor) -> Tensor:
+        return x.gather(1, index)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(inputs[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (index,) = ctx.saved_tensors
+        return _Reverse.apply(grad, index), None
 
 
 def at_last_token(sequence: Tensor, lengths: Tensor) -> Tensor:

@@ -100,6 +100,29 @@ class TrainerConfig:
         "folder), its MLflow run id, or auto (the newest unfinished run with this config)",
         None,
     )
+    data_on_device: str = describe(
+        "keep the tokenized splits on the GPU, moved once, and index every batch there (no "
+        "per-step host indexing, pinning or copies): auto = on CUDA when they take at most a "
+        "tenth of the free GPU memory | true | false. The same batches; no effect on CPU",
+        "auto",
+        choices=["auto", "true", "false"],
+    )
+    tf32: bool = describe(
+        "TF32 matmuls and cuDNN RNNs on CUDA (Ampere and later): fp32 range, 10-bit "
+        "mantissa, several times faster; false = full fp32. No effect on CPU",
+        True,
+    )
+    deterministic: bool = describe(
+        "reproducible GPU runs (and exact resume there): torch's deterministic algorithms, "
+        "CUBLAS_WORKSPACE_CONFIG=:4096:8, cuDNN deterministic, stacked RNNs with dropout "
+        "layer by layer. Slower; an op with no deterministic kernel stops the run naming "
+        "itself. The CPU is deterministic already",
+        False,
+    )
+
+    def __post_init__(self) -> None:
+        # ``trainer.data_on_device=true`` reaches a str field as "True" (YAML booleans).
+        self.data_on_device = str(self.data_on_device).lower()
 
 
 @dataclass

@@ -3,12 +3,17 @@
 Tokenized splits are turned once into one padded id matrix [N, L] plus lengths, so a
 batch is a single index operation (no per-row Python work, no DataLoader workers: on
 this kind of CPU two workers were slower than none).
+
+A split may live on the GPU (``trainer.data_on_device``, see ``pipeline.data.placement``):
+moved there once, its batches are indexed there, with only the widths computed on the host
+(from the host copy of the lengths) and one copy of each epoch's row order: no per-step
+indexing, pinning or copies on the host, and the very same batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,15 +21,39 @@ from torch import Tensor
 
 
 @dataclass
-class EncodedSplit:
-    """One split as tensors: ids [N, L] (right-padded with pad_id), lengths [N], labels [N]."""
+class OnDevice:
+    """A split's tensors on its device (``EncodedSplit.to_device``)."""
 
     ids: Tensor
     lengths: Tensor
     labels: Tensor | None
 
+
+@dataclass
+class EncodedSplit:
+    """One split as tensors: ids [N, L] (right-padded with pad_id), lengths [N], labels [N],
+    on the host; ``on_device``: a copy on the device, that batches are indexed from."""
+
+    ids: Tensor
+    lengths: Tensor
+    labels: Tensor | None
+    on_device: OnDevice | None = field(default=None, repr=False)
+
     def __len__(self) -> int:
         return self.ids.size(0)
+
+    @property
+    def nbytes(self) -> int:
+        """What a copy of the split on a device takes."""
+        tensors = (self.ids, self.lengths, self.labels)
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+    def to_device(self, device: torch.device) -> EncodedSplit:
+        """The split with a copy on ``device`` (the host tensors stay: orders, widths and
+        reports read them there)."""
+        labels = self.labels.to(device) if self.labels is not None else None
+        copy = OnDevice(self.ids.to(device), self.lengths.to(device), labels)
+        return EncodedSplit(self.ids, self.lengths, self.labels, copy)
 
     @classmethod
     def from_dataset(cls, dataset, pad_id: int) -> EncodedSplit:
@@ -100,6 +129,9 @@ def iterate_batches(
     split: EncodedSplit, order: list[Tensor], device: torch.device
 ) -> Iterator[Batch]:
     """Yield batches trimmed to their longest row, moved to ``device``."""
+    if split.on_device is not None:
+        yield from _resident_batches(split.on_device, split.lengths, order)
+        return
     pin = device.type == "cuda"
     for index in order:
         lengths = split.lengths[index]
@@ -115,3 +147,23 @@ def iterate_batches(
             mask.to(device, non_blocking=True),
             labels.to(device, non_blocking=True) if labels is not None else None,
         )
+
+
+def _resident_batches(
+    split: OnDevice, host_lengths: Tensor, order: list[Tensor]
+) -> Iterator[Batch]:
+    """The batches of a split copied to its device, indexed there (see the module
+    docstring): the same tensors ``iterate_batches`` copies from the host."""
+    if not order:
+        return
+    device = split.ids.device
+    widths = [max(int(host_lengths[index].max()), 1) for index in order]
+    rows = torch.cat(order)
+    if device.type == "cuda":
+        rows = rows.pin_memory()  # one asynchronous copy of the epoch's order
+    rows = rows.to(device, non_blocking=True).split([len(index) for index in order])
+    steps = torch.arange(split.ids.size(1), device=device).unsqueeze(0)
+    for index, width in zip(rows, widths, strict=True):
+        lengths = split.lengths[index]
+        labels = split.labels[index] if split.labels is not None else None
+        yield Batch(split.ids[index, :width], steps[:, :width] < lengths.unsqueeze(1), labels)

@@ -38,6 +38,16 @@ class Streams:
     def num_targets(self) -> int:
         return int(self.mask.sum())
 
+    @property
+    def nbytes(self) -> int:
+        parts = (self.inputs, self.targets, self.mask)
+        return sum(p.numel() * p.element_size() for p in parts)
+
+    def to(self, device: torch.device) -> Streams:
+        """The streams resident on ``device`` (``trainer.data_on_device``): their windows are
+        then slices there, with no per-step copy."""
+        return Streams(self.inputs.to(device), self.targets.to(device), self.mask.to(device))
+
 
 @dataclass
 class Window:
@@ -61,6 +71,7 @@ def make_streams(ids: Tensor, batch_size: int, pad_id: int) -> Streams:
     """Cut a stream of N ids into ``batch_size`` parallel streams (see the module docstring).
 
     With fewer than ``batch_size`` targets, fewer streams are made (never an empty one).
+    The streams are made on the device ``ids`` is on.
     """
     n = ids.numel() - 1  # targets
     if n < 1:
@@ -68,8 +79,9 @@ def make_streams(ids: Tensor, batch_size: int, pad_id: int) -> Streams:
     rows = min(batch_size, n)
     length = math.ceil(n / rows)
     rows = math.ceil(n / length)  # no all-padding stream
-    starts = torch.arange(rows).unsqueeze(1) * length  # [B, 1]
-    position = starts + torch.arange(length).unsqueeze(0)  # [B, L]: index of each input
+    starts = torch.arange(rows, device=ids.device).unsqueeze(1) * length  # [B, 1]
+    steps = torch.arange(length, device=ids.device).unsqueeze(0)
+    position = starts + steps  # [B, L]: index of each input
     mask = position < n  # input i predicts ids[i + 1]; the last real input is ids[n - 1]
     inputs = torch.where(mask, ids[position.clamp(max=n - 1)], pad_id)
     targets = torch.where(mask, ids[(position + 1).clamp(max=n)], pad_id)
@@ -77,8 +89,9 @@ def make_streams(ids: Tensor, batch_size: int, pad_id: int) -> Streams:
 
 
 def windows(streams: Streams, bptt: int, device: torch.device) -> Iterator[Window]:
-    """Consecutive [B, bptt] windows (the last may be shorter), moved to ``device``."""
-    pin = device.type == "cuda"
+    """Consecutive [B, bptt] windows (the last may be shorter), moved to ``device`` (slices
+    of the streams, no copy, when they live there already)."""
+    pin = device.type == "cuda" and streams.inputs.device.type == "cpu"
     for start in range(0, streams.inputs.size(1), bptt):
         parts = (
             streams.inputs[:, start : start + bptt],

@@ -35,6 +35,7 @@ MAY_DIFFER = (
     "trainer.device",  # e.g. a run stopped on a GPU machine goes on on the CPU
     "trainer.compile",
     "trainer.checkpoint_dir",
+    "trainer.data_on_device",  # where the batches are indexed, not what they hold
     "tracking.",
 )
 _RUN_ID = re.compile(r"[0-9a-f]{32}")

@@ -151,7 +151,10 @@ def end_stopped(ctx: Any, result: RunResult, exc: BaseException) -> BaseExceptio
     elif isinstance(exc, KeyboardInterrupt):
         ctx.tracker.end("KILLED", error="interrupted (KeyboardInterrupt)")
     else:
+        from pipeline.runtime.determinism import nondeterministic_op
+
         ctx.tracker.end("FAILED", error=f"{type(exc).__name__}: {exc}")
+        return nondeterministic_op(exc) or exc
     return exc
 
 

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from pipeline.config.schemas import typed
 from pipeline.contracts import EpochBatches
 from pipeline.data.batching import EncodedSplit, batch_order, iterate_batches
+from pipeline.data.placement import keep_on_device
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.tasks.classification_eval import Evaluation, evaluate
 from pipeline.training.context import RunContext
@@ -52,6 +53,7 @@ class ClassificationTask:
         task = cls.__new__(cls)
         task.ctx, task.splits, task.labels = ctx, splits, [str(label) for label in labels]
         task.evaluations, task.tokenizer_dir = {}, None
+        task._place_splits()
         return task
 
     def prepare(self, ctx: RunContext) -> None:
@@ -94,6 +96,13 @@ class ClassificationTask:
             name: EncodedSplit.from_dataset(ds, self.tokenizer.pad_id)
             for name, ds in tokenized.splits.items()
         }
+        self._place_splits()
+
+    def _place_splits(self) -> None:
+        """``trainer.data_on_device``: a copy of the splits on the GPU when they fit."""
+        nbytes = sum(split.nbytes for split in self.splits.values())
+        if keep_on_device(self.ctx.trainer.data_on_device, self.ctx.device, nbytes):
+            self.splits = {k: v.to_device(self.ctx.device) for k, v in self.splits.items()}
 
     def build_model(self, ctx: RunContext) -> nn.Module:
         from pipeline.model.assembly import build_model

@@ -21,6 +21,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from pipeline.contracts import EpochBatches
+from pipeline.data.placement import keep_on_device
 from pipeline.data.streams import Streams, flat_ids, make_streams, num_windows, windows
 from pipeline.errors import ConfigError
 from pipeline.tasks.lm_eval import LMEvaluation, evaluate_lm, lm_metrics, loss_sum
@@ -108,6 +109,11 @@ class LanguageModelTask:
         self.streams = _share(streams, job.rank, job.world_size)
         starts = range(0, streams.mask.size(1), trainer.bptt)
         self.window_targets = [int(streams.mask[:, s : s + trainer.bptt].sum()) for s in starts]
+        self.eval_ids = {name: ids for name, ids in self.ids.items() if name != "train"}
+        nbytes = self.streams.nbytes + sum(ids.numel() * 8 for ids in self.eval_ids.values())
+        if keep_on_device(trainer.data_on_device, self.ctx.device, nbytes):
+            self.streams = self.streams.to(self.ctx.device)
+            self.eval_ids = {k: v.to(self.ctx.device) for k, v in self.eval_ids.items()}
 
     def _print_data(self, source: str, tokenized: Any) -> None:
         sizes = ", ".join(f"{k} {v.numel():,} tokens" for k, v in self.ids.items())
@@ -144,7 +150,7 @@ class LanguageModelTask:
             return {}
         result = evaluate_lm(
             model,
-            self.ids[split],
+            self.eval_ids.get(split, self.ids[split]),
             batch_size=self.ctx.trainer.eval_batch_size,
             bptt=self.ctx.trainer.bptt,
             pad_id=self.tokenizer.pad_id,

@@ -23,6 +23,7 @@ from pipeline.contracts import Task
 from pipeline.errors import PipelineError
 from pipeline.model.checkpoint import Checkpoint
 from pipeline.runtime.amp import apply_policy
+from pipeline.runtime.determinism import configure_numerics
 from pipeline.runtime.device import autocast
 from pipeline.runtime.state import detach_state, state_to
 from pipeline.training.book import EpochBook
@@ -67,7 +68,8 @@ class _Loop:
     ) -> None:
         self.task, self.model, self.ctx, self.callbacks = task, model, ctx, list(callbacks)
         trainer, device = ctx.trainer, ctx.device
-        model.to(device)
+        configure_numerics(device, tf32=trainer.tf32, deterministic=trainer.deterministic)
+        model.to(device)  # after: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it first runs
         policy = ctx.amp_policy  # see pipeline.runtime.amp: RNNs in fp32 outside autocast
         apply_policy(model, policy)
         self.net = _wrap(model, ctx)

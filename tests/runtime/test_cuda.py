@@ -107,3 +107,100 @@ def test_training_steps_do_not_sync_on_cuda(kind, amp_dtype, tmp_path):
 
     trained = syncs.train_one_epoch(task, model, strict)
     assert trained.seen > 0 and next(model.parameters()).is_cuda
+
+
+# -- issue 14 (F): the fused RNN layout, data on the device, deterministic runs ------------
+
+
+@pytest.fixture
+def full_fp32():
+    """No TF32 while comparing CUDA with CPU numbers."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@cuda
+@pytest.mark.usefixtures("full_fp32")
+@pytest.mark.parametrize(
+    "name, num_layers, bidirectional",
+    [("lstm", 2, False), ("lstm", 2, True), ("gru", 1, True), ("rnn", 3, False)],
+)
+def test_the_fused_cuda_layout_computes_the_cpu_layout(name, num_layers, bidirectional):
+    import copy
+    import warnings
+
+    from tests.plugins.test_rnn_layout import batch, build, hooked, run
+
+    torch.manual_seed(0)
+    cpu = build(name, "auto", num_layers=num_layers, bidirectional=bidirectional)
+    gpu = copy.deepcopy(cpu).cuda()
+    calls = hooked(gpu)
+    x, mask = batch()
+    expected, _ = run(cpu, x, mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. cuDNN's "weights are not ... contiguous"
+        got, _ = run(gpu, x.cuda(), mask.cuda())
+    for a, b in zip(expected, got, strict=True):
+        torch.testing.assert_close(b.cpu(), a, atol=1e-4, rtol=1e-3)
+    if num_layers > 1 and not bidirectional:
+        assert calls == []  # one multi-layer call
+    assert gpu.state_dict().keys() == cpu.state_dict().keys()
+
+
+@cuda
+@pytest.mark.usefixtures("full_fp32")
+def test_a_model_trained_in_the_cuda_layout_loads_on_the_cpu():
+    from tests.plugins.test_rnn_layout import batch, build
+
+    torch.manual_seed(0)
+    gpu = build("lstm", "auto", num_layers=2).cuda()
+    optimizer = torch.optim.SGD(gpu.parameters(), lr=0.5)
+    x, mask = batch()
+    for _ in range(3):
+        optimizer.zero_grad()
+        gpu(x.cuda(), mask.cuda()).sequence.sum().backward()
+        optimizer.step()
+    cpu = build("lstm", "auto", num_layers=2)
+    cpu.load_state_dict({k: v.cpu() for k, v in gpu.state_dict().items()})
+    torch.testing.assert_close(
+        cpu.eval()(x, mask).sequence,
+        gpu.eval()(x.cuda(), mask.cuda()).sequence.cpu(),
+        atol=1e-4,
+        rtol=1e-3,
+    )
+
+
+@cuda
+def test_data_on_device_auto_keeps_small_splits_on_the_gpu_with_the_same_batches():
+    from pipeline.data.batching import batch_order, iterate_batches
+    from pipeline.data.placement import data_on_device
+    from tests.data.test_placement import assert_same_batches, ragged_split
+
+    split = ragged_split()
+    device = torch.device("cuda")
+    assert data_on_device("auto", device, split.nbytes)
+    resident = split.to_device(device)
+    assert resident.on_device.ids.is_cuda
+    order = batch_order(split.lengths, 16, shuffle=False, bucket_size=1)
+    assert_same_batches(
+        iterate_batches(resident, order, device), iterate_batches(split, order, device)
+    )
+
+
+@cuda
+def test_deterministic_cuda_training_is_reproducible(tmp_path):
+    from pipeline.runtime.determinism import set_deterministic
+    from tests.data.test_placement import fit_classifier
+
+    try:
+        runs = [
+            fit_classifier(tmp_path / str(i), "auto", device="cuda", deterministic=True)[1]
+            for i in range(2)
+        ]
+    finally:
+        set_deterministic(False)
+    first, second = (run.state_dict() for run in runs)
+    for name, weights in first.items():
+        assert torch.equal(weights, second[name]), name
