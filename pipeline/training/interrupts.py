@@ -74,18 +74,17 @@ class RunInterrupted(KeyboardInterrupt):
         return f"Interrupted ({self.signal_name}){self.detail}"
 
 
-class StopAtOnce:
-    """A context in which SIGINT/SIGTERM raise :class:`RunInterrupted`; the first signal puts
-    back the previous handlers, so a second one during the clean-up stops the process."""
+class _SignalScope:
+    """A context in which SIGINT and SIGTERM go to :meth:`_handle` (in the main thread; signal
+    handlers can be set nowhere else); the previous handlers come back on exit."""
 
     def __init__(self) -> None:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self._restore()
-        raise RunInterrupted(signal.Signals(signum).name)
+        raise NotImplementedError
 
-    def __enter__(self) -> StopAtOnce:
+    def __enter__(self) -> Any:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -100,12 +99,21 @@ class StopAtOnce:
         self._restore()
 
 
-class StopRequest:
+class StopAtOnce(_SignalScope):
+    """A context in which SIGINT/SIGTERM raise :class:`RunInterrupted`; the first signal puts
+    back the previous handlers, so a second one during the clean-up stops the process."""
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._restore()
+        raise RunInterrupted(signal.Signals(signum).name)
+
+
+class StopRequest(_SignalScope):
     """A context in which SIGINT/SIGTERM ask training to stop at the next step boundary."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.signal_name: str | None = None
-        self._previous: dict[int, Any] = {}
 
     @property
     def requested(self) -> bool:
@@ -124,20 +132,6 @@ class StopRequest:
             "(send it again to stop at once)",
             flush=True,
         )
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    def __exit__(self, *exc: object) -> None:
-        self._restore()
 
 
 @dataclass
