@@ -41,6 +41,41 @@ class OptimizerConfig:
         min=0.0,
         max=1.0,
     )
+    schedule: str = describe(
+        "the lr schedule. epoch: set each epoch by decay, decay_after and plateau_factor "
+        "(a constant lr while they are off). The others set it after every optimizer step "
+        "over the whole run (max_epochs x the steps of an epoch), from lr as the peak: "
+        "onecycle (torch's OneCycleLR: up then down to lr/2.5e5), cosine (CosineAnnealingLR "
+        "to 0, after any warmup), linear_warmup (linear up over the warmup, then linear "
+        "down to 0), slanted_triangular (ULMFiT: up over cut_frac of the steps, then down "
+        "to lr/ratio)",
+        "epoch",
+        choices=["epoch", "onecycle", "cosine", "linear_warmup", "slanted_triangular"],
+    )
+    warmup_steps: int = describe(
+        "optimizer steps of linear warmup (cosine, linear_warmup; the rise of onecycle); "
+        "0 = use warmup_ratio",
+        0,
+        min=0,
+    )
+    warmup_ratio: float = describe(
+        "warmup as a fraction of the run's optimizer steps when warmup_steps is 0; 0 = no "
+        "warmup (onecycle: torch's 0.3)",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    cut_frac: float = describe(
+        "slanted_triangular: fraction of the steps over which the lr rises",
+        0.1,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    ratio: float = describe(
+        "slanted_triangular: how many times smaller the lowest lr is than the peak", 32.0, min=1.0
+    )
 
 
 @dataclass
@@ -213,6 +248,8 @@ def typed(schema: type, node: Any, prefix: str) -> Any:
         _check_device(config.device)
     if prefix == "tracking":
         _check_registration(config)
+    if prefix == "optimizer":
+        _check_schedule(config)
     return config
 
 
@@ -222,6 +259,25 @@ def _check_device(device: str) -> None:
     if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
         return
     raise ConfigError(f"trainer.device={device!r} is not a device. Use auto, cpu, cuda or cuda:N.")
+
+
+def _check_schedule(config: OptimizerConfig) -> None:
+    """A per-step schedule owns the lr: refuse the per-epoch settings that would fight it."""
+    from pipeline.errors import ConfigError
+
+    epochwise = {"decay": config.decay, "plateau_factor": config.plateau_factor}
+    clash = [f"optimizer.{k}={v}" for k, v in epochwise.items() if v != 1.0]
+    if config.schedule != "epoch" and clash:
+        raise ConfigError(
+            f"optimizer.schedule={config.schedule} sets the lr every step, so it cannot be "
+            f"combined with {' and '.join(clash)} (per-epoch changes). Use "
+            "optimizer.schedule=epoch for those, or leave them at 1."
+        )
+    if config.warmup_steps and config.warmup_ratio:
+        raise ConfigError(
+            f"optimizer.warmup_steps={config.warmup_steps} and optimizer.warmup_ratio="
+            f"{config.warmup_ratio} both set the warmup: give one of them."
+        )
 
 
 def _check_registration(config: TrackingConfig) -> None:

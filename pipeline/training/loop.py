@@ -74,7 +74,11 @@ class _Loop:
         apply_policy(model, policy)
         self.net = _wrap(model, ctx)
         self.optimizer = make_optimizer(model.parameters(), ctx.optimizer, device)
-        self.schedule = EpochSchedule(self.optimizer, ctx.optimizer)
+        self.schedule = EpochSchedule(
+            self.optimizer,
+            ctx.optimizer,
+            lambda: trainer.max_epochs * task.train_batches(1, 0).steps,  # per-step only
+        )
         self.amp = policy.dtype
         self.scaler = torch.amp.GradScaler(device.type) if policy.grad_scaler else None
         self.book = EpochBook(
@@ -121,6 +125,7 @@ class _Loop:
                 summed, count, state = self.task.loss(self.net, batch, state)
             loss = summed.float() * (job.world_size / max(count, 1))
             optimizer_step(loss, self.model, self.optimizer, self.scaler, trainer.grad_clip)
+            self.schedule.step()
             state = detach_state(state)
             loss_sum += summed.detach().float()
             if step % trainer.log_every_n_steps == 0:
