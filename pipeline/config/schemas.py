@@ -210,6 +210,14 @@ class TaskConfig:
         None,
     )
     sample_tokens: int = describe("language models: tokens per logged sample; 0 = none", 200, min=0)
+    label_smoothing: float = describe(
+        "classification: the training loss's label smoothing (torch's cross_entropy "
+        "label_smoothing: the target puts 1 - e on the label and e / classes on every class); "
+        "validation and test losses stay the plain cross-entropy; 0 = off",
+        0.0,
+        min=0.0,
+        max=1.0,
+    )
 
 
 def register_core_configs() -> None:
