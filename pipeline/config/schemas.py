@@ -76,6 +76,28 @@ class OptimizerConfig:
     ratio: float = describe(
         "slanted_triangular: how many times smaller the lowest lr is than the peak", 32.0, min=1.0
     )
+    average: str = describe(
+        "weight averaging: validation, test, best.pt and the logged model use the averaged "
+        "weights (training goes on with its own). ema: an exponential moving average of "
+        "every step's weights (ema_decay); ntasgd: a running mean of every step's weights "
+        "from when the monitored metric has not improved for ntasgd_patience epochs "
+        "(Merity et al. 2017's NT-ASGD, with any optimizer); none = off",
+        "none",
+        choices=["none", "ema", "ntasgd"],
+    )
+    ema_decay: float = describe(
+        "average=ema: the weight of the past at each step (0.999: about the last 1000 steps)",
+        0.999,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    ntasgd_patience: int = describe(
+        "average=ntasgd: epochs without improvement of trainer.monitor before averaging "
+        "starts (Merity's n)",
+        5,
+        min=1,
+    )
 
 
 @dataclass
