@@ -41,6 +41,7 @@ registry.encoders.declare(
 registry.poolers.declare("last", PoolerConfig, "plugins.poolers.simple:LastPooler")
 registry.poolers.declare("mean", PoolerConfig, "plugins.poolers.simple:MeanPooler")
 registry.poolers.declare("max", PoolerConfig, "plugins.poolers.simple:MaxPooler")
+registry.poolers.declare("concat", PoolerConfig, "plugins.poolers.simple:ConcatPooler")
 registry.poolers.declare("auto", PoolerConfig, "plugins.poolers.simple:AutoPooler")
 registry.poolers.declare(
     "attention", AttentionPoolerConfig, "plugins.poolers.attention:AttentionPooler"

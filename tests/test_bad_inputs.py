@@ -256,6 +256,11 @@ CASES = [
         ("tracking.register_as=x", "Use tracking=mlflow"),
     ),
     Case(
+        "schedule-with-epoch-decay",
+        ("optimizer.schedule=cosine", "optimizer.decay=0.5", "tracking=none"),
+        ("optimizer.schedule=cosine sets the lr every step", "optimizer.decay=0.5"),
+    ),
+    Case(
         "target-at-root",
         ("+_target_=os.system", "tracking=none"),
         ("_target_ is not used", "nothing is instantiated from the config's root"),

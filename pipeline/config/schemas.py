@@ -41,6 +41,63 @@ class OptimizerConfig:
         min=0.0,
         max=1.0,
     )
+    schedule: str = describe(
+        "the lr schedule. epoch: set each epoch by decay, decay_after and plateau_factor "
+        "(a constant lr while they are off). The others set it after every optimizer step "
+        "over the whole run (max_epochs x the steps of an epoch), from lr as the peak: "
+        "onecycle (torch's OneCycleLR: up then down to lr/2.5e5), cosine (CosineAnnealingLR "
+        "to 0, after any warmup), linear_warmup (linear up over the warmup, then linear "
+        "down to 0), slanted_triangular (ULMFiT: up over cut_frac of the steps, then down "
+        "to lr/ratio)",
+        "epoch",
+        choices=["epoch", "onecycle", "cosine", "linear_warmup", "slanted_triangular"],
+    )
+    warmup_steps: int = describe(
+        "optimizer steps of linear warmup (cosine, linear_warmup; the rise of onecycle); "
+        "0 = use warmup_ratio",
+        0,
+        min=0,
+    )
+    warmup_ratio: float = describe(
+        "warmup as a fraction of the run's optimizer steps when warmup_steps is 0; 0 = no "
+        "warmup (onecycle: torch's 0.3)",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    cut_frac: float = describe(
+        "slanted_triangular: fraction of the steps over which the lr rises",
+        0.1,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    ratio: float = describe(
+        "slanted_triangular: how many times smaller the lowest lr is than the peak", 32.0, min=1.0
+    )
+    average: str = describe(
+        "weight averaging: validation, test, best.pt and the logged model use the averaged "
+        "weights (training goes on with its own). ema: an exponential moving average of "
+        "every step's weights (ema_decay); ntasgd: a running mean of every step's weights "
+        "from when the monitored metric has not improved for ntasgd_patience epochs "
+        "(Merity et al. 2017's NT-ASGD, with any optimizer); none = off",
+        "none",
+        choices=["none", "ema", "ntasgd"],
+    )
+    ema_decay: float = describe(
+        "average=ema: the weight of the past at each step (0.999: about the last 1000 steps)",
+        0.999,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    ntasgd_patience: int = describe(
+        "average=ntasgd: epochs without improvement of trainer.monitor before averaging "
+        "starts (Merity's n)",
+        5,
+        min=1,
+    )
 
 
 @dataclass
@@ -175,6 +232,14 @@ class TaskConfig:
         None,
     )
     sample_tokens: int = describe("language models: tokens per logged sample; 0 = none", 200, min=0)
+    label_smoothing: float = describe(
+        "classification: the training loss's label smoothing (torch's cross_entropy "
+        "label_smoothing: the target puts 1 - e on the label and e / classes on every class); "
+        "validation and test losses stay the plain cross-entropy; 0 = off",
+        0.0,
+        min=0.0,
+        max=1.0,
+    )
 
 
 def register_core_configs() -> None:
@@ -213,6 +278,8 @@ def typed(schema: type, node: Any, prefix: str) -> Any:
         _check_device(config.device)
     if prefix == "tracking":
         _check_registration(config)
+    if prefix == "optimizer":
+        _check_schedule(config)
     return config
 
 
@@ -222,6 +289,25 @@ def _check_device(device: str) -> None:
     if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
         return
     raise ConfigError(f"trainer.device={device!r} is not a device. Use auto, cpu, cuda or cuda:N.")
+
+
+def _check_schedule(config: OptimizerConfig) -> None:
+    """A per-step schedule owns the lr: refuse the per-epoch settings that would fight it."""
+    from pipeline.errors import ConfigError
+
+    epochwise = {"decay": config.decay, "plateau_factor": config.plateau_factor}
+    clash = [f"optimizer.{k}={v}" for k, v in epochwise.items() if v != 1.0]
+    if config.schedule != "epoch" and clash:
+        raise ConfigError(
+            f"optimizer.schedule={config.schedule} sets the lr every step, so it cannot be "
+            f"combined with {' and '.join(clash)} (per-epoch changes). Use "
+            "optimizer.schedule=epoch for those, or leave them at 1."
+        )
+    if config.warmup_steps and config.warmup_ratio:
+        raise ConfigError(
+            f"optimizer.warmup_steps={config.warmup_steps} and optimizer.warmup_ratio="
+            f"{config.warmup_ratio} both set the warmup: give one of them."
+        )
 
 
 def _check_registration(config: TrackingConfig) -> None:

@@ -154,6 +154,7 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     schedule: dict[str, Any] | None = None
     scaler: dict[str, Any] | None = None
+    average: dict[str, Any] | None = None  # optimizer.average: training weights, count
     extra: dict[str, Any] = field(default_factory=dict)  # a task's own keys
     format: int = CHECKPOINT_FORMAT
 
@@ -204,4 +205,12 @@ class Checkpoint:
 
     def for_serving(self) -> Checkpoint:
         """The same model without the training state (optimizer, schedule, history...)."""
-        return replace(self, optimizer=None, schedule=None, scaler=None, history=[], resume=None)
+        return replace(
+            self,
+            optimizer=None,
+            schedule=None,
+            scaler=None,
+            average=None,
+            history=[],
+            resume=None,
+        )

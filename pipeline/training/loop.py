@@ -26,6 +26,7 @@ from pipeline.runtime.amp import apply_policy
 from pipeline.runtime.determinism import configure_numerics
 from pipeline.runtime.device import autocast
 from pipeline.runtime.state import detach_state, state_to
+from pipeline.training.averaging import WeightAverage
 from pipeline.training.book import EpochBook
 from pipeline.training.callbacks import Callback
 from pipeline.training.context import RunContext
@@ -74,7 +75,12 @@ class _Loop:
         apply_policy(model, policy)
         self.net = _wrap(model, ctx)
         self.optimizer = make_optimizer(model.parameters(), ctx.optimizer, device)
-        self.schedule = EpochSchedule(self.optimizer, ctx.optimizer)
+        self.schedule = EpochSchedule(
+            self.optimizer,
+            ctx.optimizer,
+            lambda: trainer.max_epochs * task.train_batches(1, 0).steps,  # per-step only
+        )
+        self.average = WeightAverage(model, ctx.optimizer)
         self.amp = policy.dtype
         self.scaler = torch.amp.GradScaler(device.type) if policy.grad_scaler else None
         self.book = EpochBook(
@@ -96,6 +102,7 @@ class _Loop:
                 at = self._end_epoch(epoch, lr, trained)
                 if self.book.stopped_early:
                     break
+        self.average.finish()
         return self.book
 
     def _train_epoch(self, epoch: int, at: ResumePoint) -> EpochRun:
@@ -121,6 +128,8 @@ class _Loop:
                 summed, count, state = self.task.loss(self.net, batch, state)
             loss = summed.float() * (job.world_size / max(count, 1))
             optimizer_step(loss, self.model, self.optimizer, self.scaler, trainer.grad_clip)
+            self.schedule.step()
+            self.average.step()
             state = detach_state(state)
             loss_sum += summed.detach().float()
             if step % trainer.log_every_n_steps == 0:
@@ -176,10 +185,12 @@ class _Loop:
             f"train/{task.unit}_per_s": trained.seen / max(trained.seconds, 1e-9),
             "train/epoch_seconds": trained.seconds,
             "train/lr": lr,
-            **prefixed("val", task.evaluate(self.model, "validation")),
+            **prefixed("val", task.evaluate(self.average.evaluated, "validation")),
         }
         is_best = book.record(epoch, metrics)
         self.schedule.end_epoch(is_best)
+        if self.average.end_epoch(book.bad_epochs) and self.ctx.job.is_main:
+            print(f"epoch {epoch}: weight averaging (NT-ASGD) starts", flush=True)
         finished = book.should_stop or epoch == trainer.max_epochs
         at = ResumePoint(
             epoch=epoch + 1,
@@ -215,7 +226,8 @@ class _Loop:
             {
                 **self.ctx.checkpoint_extra,
                 **self.task.checkpoint_extra(),
-                "model": self.model.state_dict(),
+                "model": self.average.evaluated.state_dict(),  # averaged, if averaging
+                "average": self.average.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -234,7 +246,7 @@ class _Loop:
                 "This checkpoint has no resume state (it was written before resuming existed, "
                 "or it is a served copy): resume from the run's last.pt."
             )
-        self.model.load_state_dict(saved.model)
+        self.average.restore(saved.model, saved.average)
         self.optimizer.load_state_dict(saved.optimizer)
         self.schedule.load_state_dict(saved.schedule or {})
         if self.scaler is not None and saved.scaler:

@@ -14,6 +14,23 @@ class ClassifierConfig(ComponentConfig):
     dropout: float = describe(
         "dropout before each linear layer", 0.3, min=0.0, max=1.0, max_exclusive=True
     )
+    hidden_dropout: float | None = describe(
+        "dropout after the hidden layer (with hidden_size > 0); null = the same as dropout",
+        None,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    batch_norm: bool = describe(
+        "BatchNorm1d after the hidden layer's linear map, before its activation "
+        "(with hidden_size > 0)",
+        False,
+    )
+    activation: str = describe(
+        "the hidden layer's activation (with hidden_size > 0)",
+        "relu",
+        choices=["relu", "gelu", "tanh"],
+    )
 
 
 @dataclass

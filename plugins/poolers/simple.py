@@ -3,16 +3,17 @@
 ``auto`` (the default) takes the summary an encoder pools itself (``lstm_attention``'s
 attention) and otherwise max-pools, so ``encoder=lstm_attention`` uses its attention with
 no second override, while ``pooler=max`` (or any other) always means what it says.
+``concat`` joins last, max and mean (ULMFiT) into one vector three times as wide.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pipeline.contracts import EncoderOutput, Pooler
 from pipeline.masking import at_last_token, lengths_of
-from plugins.poolers.configs import PoolerConfig  # noqa: F401  (its home before configs.py)
+from plugins.poolers.configs import PoolerConfig
 
 
 class LastPooler(Pooler):
@@ -41,6 +42,26 @@ class MaxPooler(Pooler):
         seq = output.sequence.masked_fill(~mask.unsqueeze(2), float("-inf"))
         pooled = seq.max(dim=1).values  # [B, H]
         return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
+
+
+class ConcatPooler(Pooler):
+    """[last, max, mean] over real tokens (ULMFiT's concat pooling): three times the
+    encoder's width. ``last`` is :class:`LastPooler`'s (both directions' true final states
+    for a bidirectional RNN), so padding never changes any part."""
+
+    def __init__(self, config: PoolerConfig, input_dim: int) -> None:
+        super().__init__(config, input_dim)
+        self.parts = nn.ModuleList(
+            [
+                LastPooler(config, input_dim),
+                MaxPooler(config, input_dim),
+                MeanPooler(config, input_dim),
+            ]
+        )
+        self.output_dim = 3 * input_dim
+
+    def forward(self, output: EncoderOutput, mask: Tensor) -> Tensor:
+        return torch.cat([part(output, mask) for part in self.parts], dim=1)
 
 
 class AutoPooler(MaxPooler):

@@ -12,7 +12,7 @@ def build(name: str, dim: int = 6):
     return entry.cls(entry.config(name=name), dim)
 
 
-@pytest.mark.parametrize("name", ["last", "mean", "max", "auto", "attention"])
+@pytest.mark.parametrize("name", ["last", "mean", "max", "auto", "attention", "concat"])
 def test_padding_values_do_not_change_the_output(name):
     torch.manual_seed(0)
     pooler = build(name)
@@ -39,7 +39,7 @@ def test_reference_values():
     assert build("last", 1)(out, mask).flatten().tolist() == [3.0, -4.0]
 
 
-@pytest.mark.parametrize("name", ["last", "mean", "max", "auto", "attention"])
+@pytest.mark.parametrize("name", ["last", "mean", "max", "auto", "attention", "concat"])
 def test_zero_length_rows_give_zeros(name):
     seq = torch.randn(2, 4, 6)
     mask = torch.tensor([[True, True, False, False], [False] * 4])
@@ -73,3 +73,34 @@ def test_auto_uses_the_encoders_own_pooled_summary_else_max():
     auto = build("auto", 4)
     assert torch.equal(auto(EncoderOutput(seq, pooled=pooled), mask), pooled)
     assert torch.equal(auto(EncoderOutput(seq), mask), build("max", 4)(EncoderOutput(seq), mask))
+
+
+def test_concat_is_last_max_mean_three_times_as_wide():
+    seq = torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    concat = build("concat", 4)
+    assert concat.output_dim == 12
+    out = EncoderOutput(seq)
+    parts = [build(name, 4)(out, mask) for name in ("last", "max", "mean")]
+    assert torch.equal(concat(out, mask), torch.cat(parts, dim=1))
+    final = torch.randn(3, 4)  # an encoder's own final state is its "last", as for pooler=last
+    assert torch.equal(concat(EncoderOutput(seq, final=final), mask)[:, :4], final)
+
+
+def test_concat_after_a_bidirectional_lstm_is_exact_under_padding():
+    """A padded batch pools each row to what the row alone (no padding) pools to."""
+    torch.manual_seed(0)
+    entry = registry.encoders.get("lstm")
+    encoder = entry.cls(
+        entry.config(name="lstm", hidden_size=5, bidirectional=True, num_layers=1), 3
+    ).eval()
+    pooler = build("concat", encoder.output_dim)
+    x, lengths = torch.randn(3, 7, 3), torch.tensor([7, 4, 2])
+    mask = torch.arange(7)[None] < lengths[:, None]
+    with torch.no_grad():
+        batch = pooler(encoder(x, mask), mask)
+        assert batch.shape == (3, 3 * encoder.output_dim)
+        for row, length in enumerate(lengths.tolist()):
+            alone_mask = mask[row : row + 1, :length]
+            alone = pooler(encoder(x[row : row + 1, :length], alone_mask), alone_mask)
+            torch.testing.assert_close(alone[0], batch[row], atol=1e-6, rtol=1e-5)

@@ -48,9 +48,10 @@ def split(rows: int, seed: int) -> EncodedSplit:
     return EncodedSplit.from_flat(values, offsets, 0, labels)
 
 
-def train_toy(model, train, validation, trainer, checkpoint_dir):
+def train_toy(model, train, validation, trainer, checkpoint_dir, optimizer=None):
     """``fit`` in this process on two encoded splits (validation doubles as test)."""
-    ctx = local_context(trainer, OptimizerConfig(), checkpoint_dir=checkpoint_dir)
+    optimizer = optimizer or OptimizerConfig()
+    ctx = local_context(trainer, optimizer, checkpoint_dir=checkpoint_dir)
     splits = {"train": train, "validation": validation, "test": validation}
     return fit(ClassificationTask.from_splits(ctx, splits, ["a", "b"]), model, ctx)
 
