@@ -84,3 +84,11 @@ def test_a_missing_vectors_file_stops_the_run_with_one_line(in_tmp):  # noqa: F8
     with pytest.raises(ConfigError, match="glove.missing.txt.*does not exist") as raised:
         run(cfg)
     assert "\n" not in str(raised.value)
+
+
+def test_a_language_model_refuses_word_vectors_for_now():
+    from pipeline.model.assembly import build_language_model
+
+    cfg = composed("task=lm", "embedding=pretrained", "embedding.path=glove.txt")
+    with pytest.raises(ConfigError, match="not available with task=lm"):
+        build_language_model(cfg, 10, 0)
