@@ -8,7 +8,7 @@ Padding never changes any output of a real token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -30,10 +30,31 @@ class EncoderOutput:
     attention: Tensor | None = None  # [B, T]: the weights behind ``pooled`` (0 at padding)
 
 
+@dataclass
+class Vocabulary:
+    """What an embedding built from word vectors needs of the run (``uses_vocabulary``):
+    the fitted vocabulary, the training texts as words, and where to cache, write and log.
+    Built by the task at training time only; a model rebuilt from a checkpoint gets none."""
+
+    tokens: list[str]  # the vocabulary in id order
+    pad_id: int
+    texts: Callable[[], Iterator[str]]  # the training texts, read afresh on each call
+    tokenize: Callable[[str], list[str]]  # the run's tokenizer, text -> words
+    tokenizer_fingerprint: str
+    seed: int
+    out_dir: Path
+    tracker: Any  # log_artifact, log_metrics, set_tags
+
+
 class Embedding(nn.Module):
-    """Token ids [B, T] -> vectors [B, T, output_dim]."""
+    """Token ids [B, T] -> vectors [B, T, output_dim].
+
+    An embedding with ``uses_vocabulary = True`` also takes ``vocabulary=`` (a
+    :class:`Vocabulary`, or None when rebuilt from a checkpoint whose weights it then loads).
+    """
 
     output_dim: int
+    uses_vocabulary: bool = False
 
     def __init__(self, config: Any, vocab_size: int, pad_id: int) -> None:
         super().__init__()

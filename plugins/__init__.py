@@ -8,7 +8,7 @@ The tokenizers need no torch and register with the class decorator.
 """
 
 from pipeline import registry  # not its names: this package's subpackages share them
-from plugins.embeddings.configs import LearnedEmbeddingConfig
+from plugins.embeddings.configs import LearnedEmbeddingConfig, PretrainedEmbeddingConfig
 from plugins.encoders.configs import (
     CNNConfig,
     LSTMAttentionConfig,
@@ -22,6 +22,9 @@ from plugins.tokenizers import basic_english, char, word  # noqa: F401
 
 registry.embeddings.declare(
     "learned", LearnedEmbeddingConfig, "plugins.embeddings.learned:LearnedEmbedding"
+)
+registry.embeddings.declare(
+    "pretrained", PretrainedEmbeddingConfig, "plugins.embeddings.pretrained:PretrainedEmbedding"
 )
 
 registry.encoders.declare("lstm", RNNConfig, "plugins.encoders.rnn:LSTMEncoder")

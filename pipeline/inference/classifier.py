@@ -199,7 +199,7 @@ def classifier_from_checkpoint(
 
     from pipeline.config.schemas import register_core_configs
     from pipeline.data.tokenize import load_tokenizer
-    from pipeline.model.assembly import build_model
+    from pipeline.model.assembly import build_model, with_embedding_dim
     from pipeline.model.checkpoint import Checkpoint, load_weights
     from pipeline.plugins import load_plugins
 
@@ -222,6 +222,7 @@ def classifier_from_checkpoint(
     labels = [str(label) for label in saved.labels]
     load_plugins()
     register_core_configs()
+    config = with_embedding_dim(config, saved.model)  # embedding.dim=0: the vectors' size
     model = build_model(
         OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id, len(labels)
     )

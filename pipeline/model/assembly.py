@@ -6,6 +6,7 @@ configs never repeat them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
@@ -33,11 +34,20 @@ class SequenceClassifier(nn.Module):
         return self.head(self.pooler(output, mask))  # [B, H'] -> [B, C]
 
 
-def build_model(cfg: Any, vocab_size: int, pad_id: int, num_classes: int) -> SequenceClassifier:
-    """Instantiate the classifier described by the composed config ``cfg``."""
+def build_model(
+    cfg: Any, vocab_size: int, pad_id: int, num_classes: int, vocabulary: Any = None
+) -> SequenceClassifier:
+    """Instantiate the classifier described by the composed config ``cfg``.
+
+    ``vocabulary`` (a ``contracts.Vocabulary``) goes to an embedding that reads word vectors
+    (``uses_vocabulary``); a model rebuilt from a checkpoint passes none."""
     configs = component_configs(cfg)
     build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
-    embedding = build["embedding"](configs["embedding"], vocab_size, pad_id)
+    embedding_cls = build["embedding"]
+    if getattr(embedding_cls, "uses_vocabulary", False):
+        embedding = embedding_cls(configs["embedding"], vocab_size, pad_id, vocabulary=vocabulary)
+    else:
+        embedding = embedding_cls(configs["embedding"], vocab_size, pad_id)
     encoder = build["encoder"](configs["encoder"], embedding.output_dim)
     pooler = build["pooler"](configs["pooler"], encoder.output_dim)
     head = build["head"](configs["head"], pooler.output_dim, num_classes)
@@ -62,6 +72,12 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
     """Embedding -> causal encoder -> LM head (tied to the embedding if asked)."""
     configs = component_configs(cfg)
     build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
+    if getattr(build["embedding"], "uses_vocabulary", False):
+        raise ConfigError(
+            f"embedding={configs['embedding'].name} (word vectors) is not available with "
+            "task=lm yet; use it with a classification task (task=sentiment or task=topic), "
+            "or embedding=learned here."
+        )
     embedding = build["embedding"](configs["embedding"], vocab_size, pad_id)
     encoder = build["encoder"](configs["encoder"], embedding.output_dim)
     if not getattr(encoder, "causal", False):
@@ -80,6 +96,16 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
             )
         head.tie(embedding.weight)
     return LanguageModel(embedding, encoder, head)
+
+
+def with_embedding_dim(config: dict[str, Any], weights: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config whose embedding took its size from word vectors
+    (``embedding.dim=0``) gets that size back from the saved table, to rebuild the model."""
+    embedding = config.get("embedding") or {}
+    table = weights.get("embedding.table.weight")
+    if embedding.get("dim") != 0 or table is None:
+        return config
+    return {**config, "embedding": {**embedding, "dim": int(table.shape[1])}}
 
 
 def init_uniform(model: nn.Module, scale: float) -> None:

@@ -108,7 +108,43 @@ class ClassificationTask:
         from pipeline.model.assembly import build_model
 
         return build_model(
-            ctx.cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id, len(self.labels)
+            ctx.cfg,
+            self.tokenizer.vocab_size,
+            self.tokenizer.pad_id,
+            len(self.labels),
+            vocabulary=self._vocabulary(ctx),
+        )
+
+    def _vocabulary(self, ctx: RunContext) -> Any:
+        """What an embedding that reads word vectors needs: the vocabulary, the train texts."""
+        from pipeline import registry
+        from pipeline.contracts import Vocabulary
+
+        embedding = registry.embeddings.get(str(ctx.cfg.embedding.name)).cls
+        if not getattr(embedding, "uses_vocabulary", False):
+            return None
+        tokenizer, train = self.tokenizer, self.texts["train"]
+        if not hasattr(tokenizer, "vocab"):
+            raise ConfigError(
+                f"embedding={ctx.cfg.embedding.name} aligns word vectors to the tokenizer's "
+                f"vocabulary, but tokenizer={ctx.cfg.tokenizer.name} does not list one (no "
+                "vocab()). Use tokenizer=word or basic_english."
+            )
+        tokens = tokenizer.vocab() if callable(tokenizer.vocab) else tokenizer.vocab
+
+        def texts() -> Any:
+            for batch in train.select_columns(["text"]).iter(batch_size=1000):
+                yield from ("" if text is None else text for text in batch["text"])
+
+        return Vocabulary(
+            tokens=list(tokens),
+            pad_id=tokenizer.pad_id,
+            texts=texts,
+            tokenize=tokenizer.tokenize,
+            tokenizer_fingerprint=tokenizer.fingerprint(),
+            seed=ctx.seed,
+            out_dir=ctx.out_dir,
+            tracker=ctx.tracker,
         )
 
     def train_batches(self, epoch: int, start: int) -> EpochBatches:

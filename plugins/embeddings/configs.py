@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.errors import ConfigError
 from pipeline.registry import ComponentConfig, describe
 
 
@@ -14,3 +15,56 @@ class LearnedEmbeddingConfig(ComponentConfig):
     dropout: float = describe(
         "dropout on embedded tokens", 0.25, min=0.0, max=1.0, max_exclusive=True
     )
+
+
+VECTOR_FORMATS = ("auto", "word2vec", "word2vec_binary", "glove", "fasttext")
+
+
+@dataclass
+class PretrainedEmbeddingConfig(ComponentConfig):
+    path: str = describe(
+        "word vectors file: word2vec (text or binary), GloVe .txt or fastText .vec; "
+        "empty with embedding.train=word2vec",
+        "",
+    )
+    format: str = describe(
+        "format of embedding.path: auto detects it (binary or text, header or none); "
+        "word2vec and fasttext are text with a 'count dim' header, glove text without one",
+        "auto",
+        choices=list(VECTOR_FORMATS),
+    )
+    dim: int = describe(
+        "embedding size; 0 takes the vectors' dimension (another size than theirs is an "
+        "error); with embedding.train=word2vec, 0 means 100",
+        0,
+        min=0,
+    )
+    freeze: bool = describe("keep the vectors fixed (true) or fine-tune them", False)
+    dropout: float = describe(
+        "dropout on embedded tokens", 0.25, min=0.0, max=1.0, max_exclusive=True
+    )
+    train: str = describe(
+        "none: read embedding.path; word2vec: train vectors with gensim on the training texts "
+        "(and embedding.extra_texts) before the run, cached by content",
+        "none",
+        choices=["none", "word2vec"],
+    )
+    extra_texts: list[str] = describe(
+        "more plain-text files (one text a line) to train word2vec on", []
+    )
+    window: int = describe("word2vec: context window (words each side)", 5, min=1)
+    min_count: int = describe("word2vec: ignore words seen fewer times", 1, min=1)
+    epochs: int = describe("word2vec: passes over the texts", 5, min=1)
+    cache_dir: str = describe(
+        "where aligned and trained vectors are cached; empty: $SEQPIPE_CACHE, else "
+        "~/.cache/seqpipe/vectors",
+        "",
+    )
+
+    def __post_init__(self) -> None:
+        # Runs in ``config_from``, before any data is read; the file is read at build time.
+        if self.train == "word2vec" and str(self.path).strip():
+            raise ConfigError(
+                f"embedding.train=word2vec trains its own vectors, but embedding.path="
+                f"{self.path} names a file too. Drop one of them."
+            )
