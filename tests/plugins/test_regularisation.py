@@ -103,3 +103,87 @@ def test_weight_dropout_works_in_scratch_lstm():
     train_out = model.train()(x, mask).sequence
     assert not torch.allclose(train_out, eval_out)
     assert torch.equal(model.eval()(x, mask).sequence, eval_out)
+
+
+def assert_locked(out: torch.Tensor, reference: torch.Tensor) -> None:
+    """Every time step of a sequence has the same zeroed features; sequences differ."""
+    zeroed = (out == 0) & (reference != 0)  # [B, T, D]
+    assert zeroed.any() and not zeroed.all()
+    assert torch.equal(zeroed, zeroed[:, :1].expand_as(zeroed))  # one mask across time
+    assert not all(torch.equal(zeroed[0], zeroed[b]) for b in range(1, len(zeroed)))
+
+
+def test_locked_dropout_on_the_output_uses_one_mask_across_time():
+    x = torch.randn(8, 6, 5)
+    mask = torch.ones(8, 6, dtype=torch.bool)
+    model = encoder(locked_dropout=0.5)
+    reference = model.eval()(x, mask).sequence
+    torch.manual_seed(2)
+    out = model.train()(x, mask).sequence
+    assert_locked(out, reference)
+    kept = out != 0
+    torch.testing.assert_close(out[kept], reference[kept] * 2)
+    assert torch.equal(model.eval()(x, mask).sequence, reference)  # off in eval
+
+
+def test_locked_dropout_between_layers_is_locked_and_zero_is_bit_identical():
+    x, mask = batch()
+    model = encoder(num_layers=2, locked_dropout=0.5).train()
+    seen = []
+    model.layers[1][0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    model.locked_dropout.p = 0.0
+    reference = model(x, mask).sequence  # p 0: the identity
+    first_layer_out = seen[-1]
+    model.locked_dropout.p = 0.5
+    model(x, mask)
+    assert_locked(seen[-1], first_layer_out)
+    torch.manual_seed(4)
+    off = encoder(num_layers=2).train()(x, mask).sequence
+    assert torch.equal(off, reference)
+    # a stack with locked dropout runs layer by layer in the fused layout too
+    fused = encoder(num_layers=2, layout="fused", locked_dropout=0.5).train()
+    torch.manual_seed(6)
+    a = fused(x, mask).sequence
+    torch.manual_seed(6)
+    torch.testing.assert_close(a, model(x, mask).sequence)
+
+
+def embedding(**fields):
+    torch.manual_seed(0)
+    entry = registry.embeddings.get("learned")
+    return entry.cls(entry.config(name="learned", dim=16, **fields), 50, 0)
+
+
+def test_embedding_locked_dropout_and_the_element_default_unchanged():
+    ids = torch.randint(1, 50, (8, 10))
+    plain = embedding(dropout=0.5).train()
+    torch.manual_seed(7)
+    element = plain(ids)
+    torch.manual_seed(7)
+    expected = torch.nn.functional.dropout(plain.table(ids), 0.5)
+    assert torch.equal(element, expected)  # the default: element-wise, as before
+    reference = plain.table(ids).detach()
+    locked = embedding(dropout=0.5, dropout_kind="locked").train()(ids)
+    assert_locked(locked, reference)
+    assert torch.equal(embedding(dropout=0.5, dropout_kind="locked").eval()(ids), reference)
+
+
+def test_embedding_token_dropout_drops_whole_tokens():
+    ids = torch.randint(1, 50, (8, 10))
+    model = embedding(dropout=0.0, token_dropout=0.5).train()
+    reference = model.table(ids).detach()
+    out = model(ids)
+    dropped = (out == 0).all(dim=2)  # [B, T]: a dropped token is a zero vector
+    assert 0.2 < dropped.float().mean() < 0.8
+    kept = ~dropped
+    torch.testing.assert_close(out[kept], reference[kept] * 2)
+    same_id = ids[0, 0]
+    ids[:, :] = same_id  # one vocabulary id everywhere: each occurrence has its own mask
+    again = model(ids)
+    rows = (again == 0).all(dim=2)
+    assert rows.any() and not rows.all()
+    assert torch.equal(model.eval()(ids), model.table(ids))  # off in eval
+    torch.manual_seed(8)
+    a = embedding(dropout=0.25).train()(ids)
+    torch.manual_seed(8)
+    assert torch.equal(embedding(dropout=0.25, token_dropout=0.0).train()(ids), a)
