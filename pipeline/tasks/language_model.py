@@ -24,7 +24,13 @@ from pipeline.contracts import EpochBatches
 from pipeline.data.placement import keep_on_device
 from pipeline.data.streams import Streams, flat_ids, make_streams, num_windows, windows
 from pipeline.errors import ConfigError
-from pipeline.tasks.lm_eval import LMEvaluation, evaluate_lm, lm_metrics, loss_sum
+from pipeline.tasks.lm_eval import (
+    LMEvaluation,
+    activation_penalty,
+    evaluate_lm,
+    lm_metrics,
+    loss_sum,
+)
 from pipeline.training.context import RunContext
 
 
@@ -139,8 +145,17 @@ class LanguageModelTask:
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         window, targets = batch
-        logits, state = model(window.inputs, window.mask, state)
-        return loss_sum(logits, window.targets, window.mask), targets, state
+        alpha, beta = self.ctx.trainer.ar_alpha, self.ctx.trainer.tar_beta
+        if not (alpha or beta):
+            logits, state = model(window.inputs, window.mask, state)
+            return loss_sum(logits, window.targets, window.mask), targets, state
+        logits, state, sequence = model(window.inputs, window.mask, state, with_sequence=True)
+        summed = loss_sum(logits, window.targets, window.mask)
+        # The loop steps on summed * world / targets: this adds the penalty (this process's
+        # mean) to the gradient, while the value, hence train/loss, stays the plain loss.
+        scaled = activation_penalty(sequence, window.mask, alpha, beta)
+        scaled = scaled * (targets / self.ctx.job.world_size)
+        return summed + (scaled - scaled.detach()), targets, state
 
     def train_metrics(self, mean_loss: float) -> dict[str, float]:
         return {f"train/{k}": v for k, v in lm_metrics(mean_loss, self.char_level).items()}
