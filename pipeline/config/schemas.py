@@ -137,6 +137,28 @@ class TrainerConfig:
         35,
         min=1,
     )
+    ar_alpha: float = describe(
+        "language models: activation regularisation (AWD-LSTM), alpha * mean(h^2) of the "
+        "encoder's output over real tokens, added to the gradient (not to the reported "
+        "train/loss). 0 = off",
+        0.0,
+        min=0.0,
+    )
+    tar_beta: float = describe(
+        "language models: temporal activation regularisation (AWD-LSTM), beta * mean((h_t - "
+        "h_{t-1})^2) over consecutive real tokens, added to the gradient (not to the "
+        "reported train/loss). 0 = off",
+        0.0,
+        min=0.0,
+    )
+    bptt_jitter: float = describe(
+        "language models: variable window lengths (AWD-LSTM): each window's mean length is "
+        "bptt (probability 0.95) or bptt/2, its length drawn from N(mean, bptt_jitter), at "
+        "least min(5, bptt), and that step's lr scaled by length / bptt; drawn from the run's "
+        "seed and the epoch, so runs and resumes repeat them. AWD used 5. 0 = fixed windows",
+        0.0,
+        min=0.0,
+    )
     num_threads: int | None = describe("CPU threads for torch; null = torch's default", None, min=1)
     progress: str = describe(
         "auto (bar on a terminal, log lines otherwise) | bar | log | none",

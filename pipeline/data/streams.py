@@ -11,12 +11,15 @@ stream is padded on the right; its padding is masked out of the loss.
 Batches are then consecutive windows of ``bptt`` columns: [B, bptt] inputs, targets and
 mask. The recurrent state of window k is the initial state of window k + 1 (detached), so
 stream b is read in order, start to end, across the epoch.
+
+With ``trainer.bptt_jitter`` (AWD-LSTM's variable BPTT) the windows' lengths vary: see
+:func:`jittered_bounds`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +59,7 @@ class Window:
     inputs: Tensor
     targets: Tensor
     mask: Tensor
+    lr_scale: float = 1.0  # T / bptt under trainer.bptt_jitter: shorter windows step less
 
 
 def flat_ids(dataset: Any) -> Tensor:
@@ -88,19 +92,43 @@ def make_streams(ids: Tensor, batch_size: int, pad_id: int) -> Streams:
     return Streams(inputs, targets, mask)
 
 
-def windows(streams: Streams, bptt: int, device: torch.device) -> Iterator[Window]:
+def windows(
+    streams: Streams, bptt: int, device: torch.device, bounds: Sequence[int] | None = None
+) -> Iterator[Window]:
     """Consecutive [B, bptt] windows (the last may be shorter), moved to ``device`` (slices
-    of the streams, no copy, when they live there already)."""
+    of the streams, no copy, when they live there already). ``bounds``: the columns where
+    windows start, then the end (:func:`jittered_bounds`); each window's ``lr_scale`` is
+    then its length / ``bptt``."""
     pin = device.type == "cuda" and streams.inputs.device.type == "cpu"
-    for start in range(0, streams.inputs.size(1), bptt):
+    if bounds is None:
+        starts = range(0, streams.inputs.size(1), bptt)
+        spans = [(start, start + bptt, 1.0) for start in starts]
+    else:
+        spans = [(a, b, (b - a) / bptt) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    for start, end, lr_scale in spans:
         parts = (
-            streams.inputs[:, start : start + bptt],
-            streams.targets[:, start : start + bptt],
-            streams.mask[:, start : start + bptt],
+            streams.inputs[:, start:end],
+            streams.targets[:, start:end],
+            streams.mask[:, start:end],
         )
         if pin:
             parts = tuple(p.pin_memory() for p in parts)
-        yield Window(*(p.to(device, non_blocking=True) for p in parts))
+        yield Window(*(p.to(device, non_blocking=True) for p in parts), lr_scale=lr_scale)
+
+
+def jittered_bounds(columns: int, bptt: int, jitter: float, seed: int, epoch: int) -> list[int]:
+    """Window bounds [0, ..., columns] with AWD-LSTM's variable lengths: each window's mean
+    is ``bptt`` with probability 0.95, else ``bptt / 2``; its length is drawn from
+    N(mean, ``jitter``), at least min(5, bptt), cut at the streams' end. The generator is
+    seeded with (``seed``, ``epoch``): the same windows on every process, every run and on
+    resume, new ones each epoch."""
+    rng = np.random.default_rng([seed, epoch])
+    bounds, floor = [0], min(5, bptt)
+    while bounds[-1] < columns:
+        mean = bptt if rng.random() < 0.95 else bptt / 2
+        length = max(floor, int(rng.normal(mean, jitter)))
+        bounds.append(min(bounds[-1] + length, columns))
+    return bounds
 
 
 def num_windows(streams: Streams, bptt: int) -> int:

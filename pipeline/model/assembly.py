@@ -63,9 +63,16 @@ class LanguageModel(nn.Module):
         self.encoder = encoder
         self.head = head
 
-    def forward(self, ids: Tensor, mask: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+    def forward(
+        self, ids: Tensor, mask: Tensor, state: Any = None, with_sequence: bool = False
+    ) -> tuple[Any, ...]:
+        """(logits, state); ``with_sequence``: also the encoder's output [B, T, H] (for the
+        activation penalties ``trainer.ar_alpha`` and ``tar_beta``)."""
         output = self.encoder(self.embedding(ids), mask, state)  # sequence [B, T, H]
-        return self.head(output.sequence), output.state  # [B, T, V]
+        logits = self.head(output.sequence)  # [B, T, V]
+        if with_sequence:
+            return logits, output.state, output.sequence
+        return logits, output.state
 
 
 def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageModel:

@@ -15,16 +15,29 @@ PyTorch's word_language_model example).
 from __future__ import annotations
 
 import json
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 from torch import Tensor, nn
 
 from pipeline.contracts import EpochBatches
 from pipeline.data.placement import keep_on_device
-from pipeline.data.streams import Streams, flat_ids, make_streams, num_windows, windows
+from pipeline.data.streams import (
+    Streams,
+    flat_ids,
+    jittered_bounds,
+    make_streams,
+    num_windows,
+    windows,
+)
 from pipeline.errors import ConfigError
-from pipeline.tasks.lm_eval import LMEvaluation, evaluate_lm, lm_metrics, loss_sum
+from pipeline.tasks.lm_eval import (
+    LMEvaluation,
+    activation_penalty,
+    evaluate_lm,
+    lm_metrics,
+    loss_sum,
+)
 from pipeline.training.context import RunContext
 
 
@@ -109,6 +122,7 @@ class LanguageModelTask:
         self.streams = _share(streams, job.rank, job.world_size)
         starts = range(0, streams.mask.size(1), trainer.bptt)
         self.window_targets = [int(streams.mask[:, s : s + trainer.bptt].sum()) for s in starts]
+        self.column_targets = [0, *streams.mask.sum(0).cumsum(0).tolist()]  # bptt_jitter
         self.eval_ids = {name: ids for name, ids in self.ids.items() if name != "train"}
         nbytes = self.streams.nbytes + sum(ids.numel() * 8 for ids in self.eval_ids.values())
         if keep_on_device(trainer.data_on_device, self.ctx.device, nbytes):
@@ -127,20 +141,44 @@ class LanguageModelTask:
         print(f"data: {source}: {sizes}; {vocabulary}; {done}", flush=True)
 
     def train_batches(self, epoch: int, start: int) -> EpochBatches:
-        """The same windows every epoch (streams are read in order), from window ``start``."""
-        bptt = self.ctx.trainer.bptt
-        steps = num_windows(self.streams, bptt)
+        """The same windows every epoch (streams are read in order), from window ``start``;
+        with ``trainer.bptt_jitter``, this epoch's lengths (drawn from the run's seed and
+        the epoch: the same ones on resume)."""
+        trainer = self.ctx.trainer
+        if not trainer.bptt_jitter:
+            steps = num_windows(self.streams, trainer.bptt)
+            batches = zip(
+                islice(windows(self.streams, trainer.bptt, self.ctx.device), start, None),
+                self.window_targets[start:],
+                strict=True,
+            )
+            return EpochBatches(steps, batches)
+        columns = len(self.column_targets) - 1
+        bounds = jittered_bounds(columns, trainer.bptt, trainer.bptt_jitter, self.ctx.seed, epoch)
+        todo = bounds[start:]
+        targets = [self.column_targets[b] - self.column_targets[a] for a, b in pairwise(todo)]
         batches = zip(
-            islice(windows(self.streams, bptt, self.ctx.device), start, None),
-            self.window_targets[start:],
-            strict=True,
+            windows(self.streams, trainer.bptt, self.ctx.device, todo), targets, strict=True
         )
-        return EpochBatches(steps, batches)
+        return EpochBatches(len(bounds) - 1, batches)
+
+    def lr_scale(self, batch: Any) -> float:
+        """This step's lr factor: the window's length / bptt (1 without bptt_jitter)."""
+        return batch[0].lr_scale
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         window, targets = batch
-        logits, state = model(window.inputs, window.mask, state)
-        return loss_sum(logits, window.targets, window.mask), targets, state
+        alpha, beta = self.ctx.trainer.ar_alpha, self.ctx.trainer.tar_beta
+        if not (alpha or beta):
+            logits, state = model(window.inputs, window.mask, state)
+            return loss_sum(logits, window.targets, window.mask), targets, state
+        logits, state, sequence = model(window.inputs, window.mask, state, with_sequence=True)
+        summed = loss_sum(logits, window.targets, window.mask)
+        # The loop steps on summed * world / targets: this adds the penalty (this process's
+        # mean) to the gradient, while the value, hence train/loss, stays the plain loss.
+        scaled = activation_penalty(sequence, window.mask, alpha, beta)
+        scaled = scaled * (targets / self.ctx.job.world_size)
+        return summed + (scaled - scaled.detach()), targets, state
 
     def train_metrics(self, mean_loss: float) -> dict[str, float]:
         return {f"train/{k}": v for k, v in lm_metrics(mean_loss, self.char_level).items()}

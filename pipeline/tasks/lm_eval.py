@@ -57,6 +57,23 @@ def loss_sum(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     )
 
 
+def activation_penalty(sequence: Tensor, mask: Tensor, alpha: float, beta: float) -> Tensor:
+    """AWD-LSTM's activation regularisers over the real steps only (padding never counts):
+    ``alpha * mean(h^2)`` over real tokens and features (AR) plus ``beta * mean((h_t -
+    h_{t-1})^2)`` over pairs of consecutive real tokens (TAR); float32, no host sync."""
+    h = sequence.float()
+    real = mask.unsqueeze(2).to(h.dtype)  # [B, T, 1]
+    width = h.size(2)
+    penalty = h.new_zeros(())
+    if alpha:
+        penalty = penalty + alpha * (h.square() * real).sum() / (real.sum() * width).clamp(min=1)
+    if beta:
+        pairs = real[:, 1:] * real[:, :-1]
+        step = (h[:, 1:] - h[:, :-1]).square() * pairs
+        penalty = penalty + beta * step.sum() / (pairs.sum() * width).clamp(min=1)
+    return penalty
+
+
 @torch.inference_mode()
 def evaluate_lm(
     model: nn.Module,

@@ -127,7 +127,10 @@ class _Loop:
             with autocast(ctx.device, self.amp):
                 summed, count, state = self.task.loss(self.net, batch, state)
             loss = summed.float() * (job.world_size / max(count, 1))
-            optimizer_step(loss, self.model, self.optimizer, self.scaler, trainer.grad_clip)
+            lr_scale = self._lr_scale(batch)
+            optimizer_step(
+                loss, self.model, self.optimizer, self.scaler, trainer.grad_clip, lr_scale
+            )
             self.schedule.step()
             self.average.step()
             state = detach_state(state)
@@ -146,6 +149,12 @@ class _Loop:
         progress.close()
         watch.check(loss_sum, step, epoch, self.book.checkpoint_dir)
         return EpochRun(float(job.sum(loss_sum.double())), seen, seconds)
+
+    def _lr_scale(self, batch: Any) -> float:
+        """The task's optional per-step lr factor (``lr_scale(batch)``: the LM task's
+        ``trainer.bptt_jitter`` scales by window length); 1 when it has none."""
+        scale = getattr(self.task, "lr_scale", None)
+        return 1.0 if scale is None else float(scale(batch))
 
     def _stop_requested(self, step: int) -> bool:
         """Every process stops at the same step, or none does."""

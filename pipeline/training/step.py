@@ -36,8 +36,10 @@ def optimizer_step(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
     grad_clip: float,
+    lr_scale: float = 1.0,
 ) -> None:
-    """Backward, clip the gradient norm (after unscaling fp16 gradients), step."""
+    """Backward, clip the gradient norm (after unscaling fp16 gradients), step (with every
+    group's lr times ``lr_scale`` for this step only)."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -46,11 +48,18 @@ def optimizer_step(
         loss.backward()
     if grad_clip > 0:
         clip_gradients(model.parameters(), grad_clip)
+    if lr_scale != 1.0:
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * lr_scale
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
         optimizer.step()
+    if lr_scale != 1.0:
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
 
 
 def clip_gradients(parameters: Iterable[nn.Parameter], max_norm: float) -> None:

@@ -15,6 +15,20 @@ class LearnedEmbeddingConfig(ComponentConfig):
     dropout: float = describe(
         "dropout on embedded tokens", 0.25, min=0.0, max=1.0, max_exclusive=True
     )
+    dropout_kind: str = describe(
+        "how embedding.dropout draws its mask: element (one per value, [B, T, D]) | locked "
+        "(variational: one per sequence and feature, [B, 1, D], the same at every step)",
+        "element",
+        choices=["element", "locked"],
+    )
+    token_dropout: float = describe(
+        "drop whole embedded tokens: one mask per token occurrence ([B, T, 1]), the kept "
+        "vectors scaled by 1/(1-p); training only. 0 = off",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
 
 
 VECTOR_FORMATS = ("auto", "word2vec", "word2vec_binary", "glove", "fasttext")

@@ -5,16 +5,20 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from pipeline.contracts import Embedding
+from plugins.dropout import LockedDropout, TokenDropout
 from plugins.embeddings.configs import LearnedEmbeddingConfig
 
 
 class LearnedEmbedding(Embedding):
-    """``nn.Embedding`` with the padding row fixed at zero, then dropout."""
+    """``nn.Embedding`` with the padding row fixed at zero, then token dropout (whole vectors,
+    ``token_dropout``) and dropout (element-wise, or locked across time: ``dropout_kind``)."""
 
     def __init__(self, config: LearnedEmbeddingConfig, vocab_size: int, pad_id: int) -> None:
         super().__init__(config, vocab_size, pad_id)
         self.table = nn.Embedding(vocab_size, config.dim, padding_idx=pad_id)
-        self.dropout = nn.Dropout(config.dropout)
+        locked = getattr(config, "dropout_kind", "element") == "locked"
+        self.dropout = LockedDropout(config.dropout) if locked else nn.Dropout(config.dropout)
+        self.token_dropout = TokenDropout(getattr(config, "token_dropout", 0.0))
         self.output_dim = config.dim
 
     @property
@@ -22,4 +26,4 @@ class LearnedEmbedding(Embedding):
         return self.table.weight
 
     def forward(self, ids: Tensor) -> Tensor:  # [B, T] -> [B, T, dim]
-        return self.dropout(self.table(ids))
+        return self.dropout(self.token_dropout(self.table(ids)))

@@ -17,6 +17,23 @@ class RNNConfig(ComponentConfig):
     dropout: float = describe(
         "dropout between stacked layers", 0.0, min=0.0, max=1.0, max_exclusive=True
     )
+    weight_dropout: float = describe(
+        "DropConnect on the hidden-to-hidden weights (AWD-LSTM): each W_hh is dropped with one "
+        "mask per forward pass, in training only; the fused kernels still run and the state "
+        "dict keeps the raw weights. 0 = off",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    locked_dropout: float = describe(
+        "variational (locked) dropout between stacked layers and on the output: one mask per "
+        "sequence and feature, the same at every time step. 0 = off",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
 
 
 @dataclass

@@ -17,7 +17,10 @@ fastest there). On a GPU, calling them one after another leaves cuDNN idle, so t
 Dropout between stacked layers: the multi-layer kernel applies it itself (cuDNN's random
 stream, not torch's). Under ``torch.use_deterministic_algorithms`` (``trainer.deterministic``)
 a stack with dropout runs layer by layer instead, so its masks come from torch's generator
-(checkpointed: an exact resume).
+(checkpointed: an exact resume). Locked dropout (``locked_dropout``) between layers has
+no kernel either: such a stack runs layer by layer too. Weight dropout (``weight_dropout``)
+runs in both: the dropped W_hh are passed to the kernel (cuDNN then copies the weights
+into its buffer at each training call, as it must for any new weight).
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def stacked(encoder: RecurrentEncoder) -> bool:
     """A unidirectional stack that runs as one multi-layer call (see the module docstring)."""
     if encoder.config.bidirectional or len(encoder.layers) < 2:
         return False
+    if getattr(encoder.config, "locked_dropout", 0.0) > 0:
+        return False  # the multi-layer kernel has no locked dropout between its layers
     return not (encoder.config.dropout > 0 and torch.are_deterministic_algorithms_enabled())
 
 
@@ -77,7 +82,7 @@ def run_stack(
     rnn = stack_rnn(encoder)
     rnn.train(encoder.training)
     initial = _join([layer[0] for layer in state]) if state is not None else None
-    out, final = rnn(x, initial)
+    out, final = encoder.call_rnn(rnn, x, initial)  # with dropped W_hh (weight_dropout)
     layers = [[layer_state] for layer_state in _split(final, len(encoder.layers))]
     return out, [at_last_token(out, lengths)], layers
 

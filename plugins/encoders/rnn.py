@@ -11,6 +11,12 @@ a unidirectional stack is one multi-layer kernel call, and the two directions of
 bidirectional layer run concurrently on two CUDA streams. The numbers are the per-layer
 layout's within float tolerance (the same function, fused), and the state dict is the same,
 so a checkpoint moves freely between CPU and GPU.
+
+Regularisation (AWD-LSTM): ``weight_dropout`` drops entries of each hidden-to-hidden matrix
+with one mask per forward pass and calls the torch RNN with the dropped matrix through
+``torch.func.functional_call`` (in training only), so the fused kernel runs as usual and the
+parameters stay the raw weights (their gradient flows through the mask). ``locked_dropout``
+applies one mask per sequence and feature between stacked layers and on the output.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from pipeline.contracts import Encoder, EncoderOutput
 from pipeline.masking import at_last_token, lengths_of, reverse_within_length
+from plugins.dropout import LockedDropout, dropped_recurrent_weights
 from plugins.encoders import layout
 from plugins.encoders.configs import RNNConfig
 
@@ -45,6 +53,8 @@ class RecurrentEncoder(Encoder):
             )
             width = config.hidden_size * directions
         self.dropout = nn.Dropout(config.dropout)
+        self.locked_dropout = LockedDropout(getattr(config, "locked_dropout", 0.0))
+        self.weight_dropout = float(getattr(config, "weight_dropout", 0.0))
         self.output_dim = width
         self.causal = not config.bidirectional  # a backward direction reads ahead
 
@@ -59,6 +69,7 @@ class RecurrentEncoder(Encoder):
             x, finals, new_state = layout.run_stack(self, x, lengths, state)
         else:
             x, finals, new_state = self._run_layers(x, lengths, state, concurrent=fused)
+        x = self.locked_dropout(x)
         sequence = x * mask.unsqueeze(2).to(x.dtype)  # padding steps are zero
         return EncoderOutput(sequence=sequence, final=torch.cat(finals, dim=1), state=new_state)
 
@@ -70,7 +81,7 @@ class RecurrentEncoder(Encoder):
         finals: list[Tensor] = []
         for depth, directions in enumerate(self.layers):
             if depth > 0:
-                x = self.dropout(x)
+                x = self.locked_dropout(self.dropout(x))
             last = depth == len(self.layers) - 1
             initial = state[depth] if state is not None else [None] * len(directions)
             if concurrent and len(directions) == 2:
@@ -86,14 +97,20 @@ class RecurrentEncoder(Encoder):
             new_state.append([layer_state for _, layer_state, _ in runs])
         return x, finals, new_state
 
-    @staticmethod
+    def call_rnn(self, rnn: nn.Module, x: Tensor, initial: Any) -> tuple[Tensor, Any]:
+        """``rnn(x, initial)``; in training with ``weight_dropout``, with dropped W_hh."""
+        if not (self.training and self.weight_dropout > 0):
+            return rnn(x, initial)
+        dropped = dropped_recurrent_weights(rnn, self.weight_dropout)
+        return functional_call(rnn, dropped, (x, initial))
+
     def _run_direction(
-        rnn: nn.Module, direction: int, x: Tensor, lengths: Tensor, initial: Any, last: bool
+        self, rnn: nn.Module, direction: int, x: Tensor, lengths: Tensor, initial: Any, last: bool
     ) -> tuple[Tensor, Any, Tensor | None]:
         """One layer in one direction: its output [B, T, H] (in reading order), final state,
         and (for the last layer) the output at each row's last real token."""
         inputs = x if direction == 0 else reverse_within_length(x, lengths)
-        out, final_state = rnn(inputs, initial)  # out [B, T, H]
+        out, final_state = self.call_rnn(rnn, inputs, initial)  # out [B, T, H]
         final = at_last_token(out, lengths) if last else None
         if direction == 1:
             out = reverse_within_length(out, lengths)

@@ -157,18 +157,32 @@ def test_sigint_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, env
     assert curves == expected  # every per-epoch and test metric, exactly
 
 
-def test_sigterm_then_auto_resume_of_a_language_model_is_exact(tmp_path, env):
+# AWD-LSTM's regularisers: their masks and window lengths must come back on resume too.
+REGULARISED = [
+    "trainer.bptt_jitter=5",
+    "encoder.weight_dropout=0.3",
+    "encoder.locked_dropout=0.2",
+    "embedding.dropout_kind=locked",
+    "embedding.token_dropout=0.1",
+    "trainer.ar_alpha=1",
+    "trainer.tar_beta=1",
+]
+
+
+@pytest.mark.parametrize("extra", [[], REGULARISED], ids=["plain", "regularised"])
+def test_sigterm_then_auto_resume_of_a_language_model_is_exact(tmp_path, env, extra):
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     straight.mkdir(), broken.mkdir()
-    run(straight, env, LANGUAGE_MODEL)
+    args = [*LANGUAGE_MODEL, *extra]
+    run(straight, env, args)
     _, expected = history(straight, "lm")
 
-    code, err = interrupt(broken, env, LANGUAGE_MODEL, "epoch 1/2 step 10/", signal.SIGTERM)
+    code, err = interrupt(broken, env, args, "epoch 1/2 step 10/", signal.SIGTERM)
     assert code == 143, err[-2000:]
     assert "stopped: Interrupted (SIGTERM) in epoch 1 after window" in err
     assert history(broken, "lm")[0].info.status == "KILLED"
 
-    run(broken, env, [*LANGUAGE_MODEL, "trainer.resume=auto"])
+    run(broken, env, [*args, "trainer.resume=auto"])
     finished, curves = history(broken, "lm")
     assert finished.info.status == "FINISHED"
     assert curves == expected
