@@ -18,40 +18,39 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class LockedDropout(nn.Module):
+class _SharedMaskDropout(nn.Module):
+    """Dropout whose mask is shared along some dimensions of x [B, T, D] (:meth:`mask_shape`)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def mask_shape(self, x: Tensor) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty(self.mask_shape(x)).bernoulli_(keep).div_(keep)
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class LockedDropout(_SharedMaskDropout):
     """x [B, T, D] times a [B, 1, D] mask: each sequence loses the same features at every step."""
 
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(keep).div_(keep)
-        return x * mask
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    def mask_shape(self, x: Tensor) -> tuple[int, int, int]:
+        return (x.size(0), 1, x.size(2))
 
 
-class TokenDropout(nn.Module):
+class TokenDropout(_SharedMaskDropout):
     """x [B, T, D] times a [B, T, 1] mask: each occurrence of a token is dropped whole."""
 
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty(x.size(0), x.size(1), 1).bernoulli_(keep).div_(keep)
-        return x * mask
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    def mask_shape(self, x: Tensor) -> tuple[int, int, int]:
+        return (x.size(0), x.size(1), 1)
 
 
 def dropped_recurrent_weights(rnn: nn.Module, p: float) -> dict[str, Tensor]:
