@@ -264,18 +264,19 @@ class TaskConfig:
     )
 
 
+#: The optimizer group's options, each with its own defaults.
+OPTIMIZERS: dict[str, OptimizerConfig] = {
+    "adamw": OptimizerConfig(),
+    "adam": OptimizerConfig(name="adam", lr=1e-3, weight_decay=0.0),
+    "sgd": OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9),
+}
+
+
 def register_core_configs() -> None:
     """Store the core groups' options in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(group="optimizer", name="adamw", node=OptimizerConfig())
-    cs.store(
-        group="optimizer", name="adam", node=OptimizerConfig(name="adam", lr=1e-3, weight_decay=0.0)
-    )
-    cs.store(
-        group="optimizer",
-        name="sgd",
-        node=OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9),
-    )
+    for name, node in OPTIMIZERS.items():
+        cs.store(group="optimizer", name=name, node=node)
     cs.store(group="trainer", name="default", node=TrainerConfig())
     cs.store(group="tracking", name="mlflow", node=TrackingConfig())
     cs.store(group="tracking", name="none", node=TrackingConfig(name="none", log_model=False))
