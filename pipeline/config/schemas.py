@@ -284,6 +284,40 @@ def register_core_configs() -> None:
     cs.store(name="task_base", node=TaskConfig())
 
 
+#: What ``schema_default`` returns for a key no schema knows: equal to no value.
+NO_DEFAULT: Any = object()
+
+
+def schema_default(key: str, chosen: Any) -> Any:
+    """The value a dotted key (``trainer.amp_dtype``, ``encoder.dropout``) has when nobody
+    set it: its field default in the schema of the option ``chosen`` (a config or its dict)
+    selects for that group, so ``optimizer=adam`` has its own lr. ``NO_DEFAULT`` otherwise."""
+    import dataclasses
+
+    from pipeline import registry
+
+    group, _, name = key.partition(".")
+    option = ((chosen.get(group) if hasattr(chosen, "get") else None) or {}).get("name")
+    if group == "optimizer" and option in OPTIMIZERS:
+        return getattr(OPTIMIZERS[option], name, NO_DEFAULT)
+    schema: Any = {
+        "trainer": TrainerConfig,
+        "optimizer": OptimizerConfig,
+        "tracking": TrackingConfig,
+        "task": TaskConfig,
+    }.get(group)
+    if schema is None and group in registry.ALL and option in registry.ALL[group]:
+        schema = registry.ALL[group].get(str(option)).config
+    found = {f.name: f for f in dataclasses.fields(schema)}.get(name) if schema else None
+    if found is None:
+        return NO_DEFAULT
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    return NO_DEFAULT
+
+
 def component_configs(cfg: Any) -> dict[str, Any]:
     """The validated config dataclass of every model component, by group (no torch)."""
     from pipeline import registry

@@ -12,11 +12,12 @@ config holds the values used. Pure config work: no torch, no data.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from pipeline.config.schemas import schema_default
 
 #: The groups whose chosen option's config may suggest settings.
 SUGGESTING_GROUPS = ("embedding", "encoder", "pooler", "head")
@@ -58,7 +59,7 @@ def apply_suggestions(
         if key in given:
             continue
         current = OmegaConf.select(cfg, key, default=_UNKNOWN)
-        if current is _UNKNOWN or current != default_of(cfg, key):
+        if current is _UNKNOWN or current != schema_default(key, cfg):
             continue
         with open_dict(cfg):
             OmegaConf.update(cfg, key, suggestion.value, merge=False)
@@ -87,36 +88,3 @@ def command_line_keys() -> set[str]:
     except ValueError:
         return set()
     return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-
-
-def default_of(cfg: DictConfig, key: str) -> Any:
-    """The value ``key`` has when nobody set it: its field default in the schema of the
-    group's chosen option (``optimizer=adam`` has its own lr). Unknown keys: a sentinel
-    that equals nothing, so suggestions for them never apply."""
-    from pipeline import registry
-    from pipeline.config import schemas
-
-    group, _, field = key.partition(".")
-    if "." in field or not field:
-        return _UNKNOWN
-    if group in registry.ALL:
-        schema: Any = registry.ALL[group].get(str(cfg[group].name)).config
-    elif group == "optimizer":
-        return getattr(schemas.OPTIMIZERS.get(str(cfg.optimizer.name)), field, _UNKNOWN)
-    else:
-        schema = {
-            "trainer": schemas.TrainerConfig,
-            "task": schemas.TaskConfig,
-            "tracking": schemas.TrackingConfig,
-        }.get(group)
-    return _field_default(schema, field) if schema is not None else _UNKNOWN
-
-
-def _field_default(schema: type, name: str) -> Any:
-    for f in dataclasses.fields(schema):
-        if f.name == name:
-            if f.default is not dataclasses.MISSING:
-                return f.default
-            if f.default_factory is not dataclasses.MISSING:
-                return f.default_factory()
-    return _UNKNOWN

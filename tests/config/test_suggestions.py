@@ -2,10 +2,10 @@
 
 from hydra import compose, initialize_config_module
 
+from pipeline.config.schemas import schema_default
 from pipeline.config.suggestions import (
     Suggestion,
     apply_suggestions,
-    default_of,
     describe_applied,
     suggestions_of,
 )
@@ -56,7 +56,7 @@ def test_a_value_a_preset_changed_wins():
 def test_the_chosen_options_own_default_counts():
     """optimizer=adam has lr 1e-3 by default: still the default, so the suggestion applies."""
     cfg = compose_with("encoder=transformer", "optimizer=adam")
-    assert default_of(cfg, "optimizer.lr") == 1e-3
+    assert schema_default("optimizer.lr", cfg) == 1e-3
     apply_suggestions(cfg, suggestions_of(cfg), given={"encoder", "optimizer"})
     assert cfg.optimizer.lr == 5e-4
 
