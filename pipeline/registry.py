@@ -322,6 +322,12 @@ class ComponentConfig:
 
     name: str = describe("registered name of the component (set by the group option)", "")
 
+    def suggested_settings(self) -> dict[str, Any]:
+        """Settings of other groups this component trains best with, e.g.
+        ``{"optimizer.lr": 5e-4}``: a run applies each where the user left the default, and
+        prints it (``pipeline.config.suggestions``). None by default."""
+        return {}
+
 
 # The registries every plugin fills. The core builds components only through these.
 tokenizers: Registry[Any] = Registry("tokenizer", "tokenizer")

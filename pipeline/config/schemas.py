@@ -264,23 +264,58 @@ class TaskConfig:
     )
 
 
+#: The optimizer group's options, each with its own defaults.
+OPTIMIZERS: dict[str, OptimizerConfig] = {
+    "adamw": OptimizerConfig(),
+    "adam": OptimizerConfig(name="adam", lr=1e-3, weight_decay=0.0),
+    "sgd": OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9),
+}
+
+
 def register_core_configs() -> None:
     """Store the core groups' options in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(group="optimizer", name="adamw", node=OptimizerConfig())
-    cs.store(
-        group="optimizer", name="adam", node=OptimizerConfig(name="adam", lr=1e-3, weight_decay=0.0)
-    )
-    cs.store(
-        group="optimizer",
-        name="sgd",
-        node=OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9),
-    )
+    for name, node in OPTIMIZERS.items():
+        cs.store(group="optimizer", name=name, node=node)
     cs.store(group="trainer", name="default", node=TrainerConfig())
     cs.store(group="tracking", name="mlflow", node=TrackingConfig())
     cs.store(group="tracking", name="none", node=TrackingConfig(name="none", log_model=False))
     # The schema every task preset starts from (``- /task_base@task`` in conf/task/*.yaml).
     cs.store(name="task_base", node=TaskConfig())
+
+
+#: What ``schema_default`` returns for a key no schema knows: equal to no value.
+NO_DEFAULT: Any = object()
+
+
+def schema_default(key: str, chosen: Any) -> Any:
+    """The value a dotted key (``trainer.amp_dtype``, ``encoder.dropout``) has when nobody
+    set it: its field default in the schema of the option ``chosen`` (a config or its dict)
+    selects for that group, so ``optimizer=adam`` has its own lr. ``NO_DEFAULT`` otherwise."""
+    import dataclasses
+
+    from pipeline import registry
+
+    group, _, name = key.partition(".")
+    option = ((chosen.get(group) if hasattr(chosen, "get") else None) or {}).get("name")
+    if group == "optimizer" and option in OPTIMIZERS:
+        return getattr(OPTIMIZERS[option], name, NO_DEFAULT)
+    schema: Any = {
+        "trainer": TrainerConfig,
+        "optimizer": OptimizerConfig,
+        "tracking": TrackingConfig,
+        "task": TaskConfig,
+    }.get(group)
+    if schema is None and group in registry.ALL and option in registry.ALL[group]:
+        schema = registry.ALL[group].get(str(option)).config
+    found = {f.name: f for f in dataclasses.fields(schema)}.get(name) if schema else None
+    if found is None:
+        return NO_DEFAULT
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    return NO_DEFAULT
 
 
 def component_configs(cfg: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``key: saved -> current`` for every key that differs and must not."""
+    from pipeline.config.schemas import schema_default
     from pipeline.tracking.tracker import flatten
 
     a, b = flatten(saved), flatten(current)
@@ -50,46 +51,11 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     for key in sorted(set(a) | set(b)):
         if any(key == p or (p.endswith(".") and key.startswith(p)) for p in MAY_DIFFER):
             continue
-        if key not in a and key in b and b[key] == field_default(key, current):
+        if key not in a and key in b and b[key] == schema_default(key, current):
             continue  # a setting added since the checkpoint was written, left at its default
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             differences.append(f"{key}: {a.get(key, '<absent>')} -> {b.get(key, '<absent>')}")
     return differences
-
-
-_ABSENT = object()
-
-
-def field_default(key: str, current: dict[str, Any]) -> Any:
-    """The schema's default for a dotted config ``key`` (``trainer.amp_dtype``,
-    ``encoder.dropout``), or a marker that equals nothing when it has none."""
-    import dataclasses
-
-    from pipeline import registry
-    from pipeline.config import schemas
-
-    section, _, name = key.partition(".")
-    sections = {
-        "trainer": schemas.TrainerConfig,
-        "optimizer": schemas.OptimizerConfig,
-        "tracking": schemas.TrackingConfig,
-        "task": schemas.TaskConfig,
-    }
-    config = sections.get(section)
-    if config is None and section in registry.ALL:
-        component = (current.get(section) or {}).get("name")
-        if component not in registry.ALL[section]:
-            return _ABSENT
-        config = registry.ALL[section].get(component).config
-    fields = {f.name: f for f in dataclasses.fields(config)} if config else {}
-    found = fields.get(name)
-    if found is None:
-        return _ABSENT
-    if found.default is not dataclasses.MISSING:
-        return found.default
-    if found.default_factory is not dataclasses.MISSING:
-        return found.default_factory()
-    return _ABSENT
 
 
 def find_checkpoint(value: str, current: dict[str, Any], tracking_uri: str | None) -> Path:

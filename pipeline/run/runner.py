@@ -24,6 +24,12 @@ from pipeline.config.schemas import (
     component_configs,
     typed,
 )
+from pipeline.config.suggestions import (
+    Suggestion,
+    apply_suggestions,
+    describe_applied,
+    suggestions_of,
+)
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.run.lock import discard_if_unused, discard_unclaimed
 from pipeline.run.recording import (
@@ -58,6 +64,7 @@ class Sections:
     tracking: TrackingConfig
     task_config: TaskConfig
     task: Any  # a pipeline.contracts.Task
+    suggested: list[Suggestion] = field(default_factory=list)  # applied to the config
 
 
 def validate(cfg: DictConfig) -> Sections:
@@ -65,6 +72,7 @@ def validate(cfg: DictConfig) -> Sections:
     from pipeline import registry, tasks
 
     check_root(cfg)
+    suggested = apply_suggestions(cfg, suggestions_of(cfg))  # before any section is read
     trainer = typed(TrainerConfig, cfg.trainer, "trainer")
     optimizer = typed(OptimizerConfig, cfg.optimizer, "optimizer")
     tracking = typed(TrackingConfig, cfg.tracking, "tracking")
@@ -73,7 +81,7 @@ def validate(cfg: DictConfig) -> Sections:
     registry.tokenizers.config_from(cfg.tokenizer)
     task = tasks.build(cfg)  # checks the sections the task owns (its data)
     check_monitor(trainer.monitor, task.metric_names)
-    return Sections(trainer, optimizer, tracking, task_config, task)
+    return Sections(trainer, optimizer, tracking, task_config, task, suggested)
 
 
 def check_monitor(monitor: str, known: tuple[str, ...]) -> None:
@@ -116,7 +124,11 @@ def tracked_run(cfg: DictConfig, sections: Sections, folders: Any) -> RunResult:
     result = RunResult(output_dir=ctx.out_dir, tracking=tracker.describe())
     try:
         quiet_libraries(ctx.trainer.progress)
+        for line in describe_applied(sections.suggested):
+            print(line, flush=True)
         begin_tracking(cfg, ctx, sections.tracking)
+        if sections.suggested:
+            tracker.set_tags({"suggested": " ".join(describe_applied(sections.suggested))})
         result.run_id = tracker.run_id
         train_and_test(ctx, sections.task, result)
     except BaseException as exc:

@@ -1,0 +1,76 @@
+"""A component's suggested settings apply only where the user left the default."""
+
+from hydra import compose, initialize_config_module
+
+from pipeline.config.schemas import schema_default
+from pipeline.config.suggestions import (
+    Suggestion,
+    apply_suggestions,
+    describe_applied,
+    suggestions_of,
+)
+from pipeline.run.runner import validate
+
+
+def compose_with(*overrides: str):
+    with initialize_config_module(config_module="conf", version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def test_transformer_suggests_its_own_lr_and_warmup():
+    cfg = compose_with("encoder=transformer")
+    applied = apply_suggestions(cfg, suggestions_of(cfg), given={"encoder"})
+    assert {s.key for s in applied} == {
+        "optimizer.lr",
+        "optimizer.schedule",
+        "optimizer.warmup_ratio",
+    }
+    assert cfg.optimizer.lr == 5e-4
+    assert cfg.optimizer.schedule == "linear_warmup"
+    assert all(s.source == "encoder=transformer" for s in applied)
+
+
+def test_recurrent_encoders_suggest_nothing():
+    cfg = compose_with("encoder=lstm")
+    assert suggestions_of(cfg) == []
+    assert cfg.optimizer.lr == 2e-3
+
+
+def test_a_key_on_the_command_line_wins():
+    cfg = compose_with("encoder=transformer", "optimizer.lr=1e-3")
+    applied = apply_suggestions(cfg, suggestions_of(cfg), given={"encoder", "optimizer.lr"})
+    assert cfg.optimizer.lr == 1e-3
+    assert "optimizer.lr" not in {s.key for s in applied}
+    assert cfg.optimizer.schedule == "linear_warmup"  # the others still apply
+
+
+def test_a_value_a_preset_changed_wins():
+    """An experiment or task preset that set the key (value != default) is not overridden,
+    even though the key is not on the command line."""
+    cfg = compose_with("encoder=transformer")
+    cfg.optimizer.lr = 3e-3  # as a preset would
+    apply_suggestions(cfg, suggestions_of(cfg), given=set())
+    assert cfg.optimizer.lr == 3e-3
+
+
+def test_the_chosen_options_own_default_counts():
+    """optimizer=adam has lr 1e-3 by default: still the default, so the suggestion applies."""
+    cfg = compose_with("encoder=transformer", "optimizer=adam")
+    assert schema_default("optimizer.lr", cfg) == 1e-3
+    apply_suggestions(cfg, suggestions_of(cfg), given={"encoder", "optimizer"})
+    assert cfg.optimizer.lr == 5e-4
+
+
+def test_unknown_keys_never_apply():
+    cfg = compose_with()
+    odd = [Suggestion("nosuch.key", 1, "test"), Suggestion("trainer.nosuch", 1, "test")]
+    assert apply_suggestions(cfg, odd, given=set()) == []
+
+
+def test_a_run_validates_with_the_suggestions_applied_and_says_so():
+    cfg = compose_with("encoder=transformer")
+    sections = validate(cfg)
+    assert sections.optimizer.lr == 5e-4
+    assert sections.optimizer.schedule == "linear_warmup"
+    (line,) = describe_applied(sections.suggested)
+    assert line.startswith("settings suggested by encoder=transformer: optimizer.lr=0.0005")
