@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> EvaluateArgs:
             args.data_overrides.append(item)
     if not args.model or not args.data:
         raise ConfigError(
-            "evaluate needs model=<checkpoint | MLflow run id | runs:/<id>/model | "
+            "evaluate needs model=<checkpoint | MLflow run id | runs:/<id>/<model name> | "
             "models:/<name>/<version>> and data=<preset>, e.g. "
             "python -m pipeline evaluate model=outputs/.../best.pt data=sst2."
         )

@@ -41,7 +41,7 @@ def parse_args(argv: list[str]) -> GenerateArgs:
     args, _ = parse_key_values("generate", argv, GenerateArgs)
     if not args.model:
         raise ConfigError(
-            "generate needs model=<checkpoint path | MLflow run id | runs:/<id>/model | "
+            "generate needs model=<checkpoint path | MLflow run id | runs:/<id>/<model name> | "
             "models:/<name>/<version>>."
         )
     if args.temperature <= 0:

@@ -97,7 +97,7 @@ def check_writable(path: Path) -> None:
 
 
 _USAGE = (
-    "Usage: python -m pipeline predict model=<checkpoint | run id | runs:/<id>/model | "
+    "Usage: python -m pipeline predict model=<checkpoint | run id | runs:/<id>/<model name> | "
     'models:/<name>/<version>> text="..." (or input=<file.txt|.csv|.jsonl>) '
     "[output=<file.csv|.jsonl>]."
 )

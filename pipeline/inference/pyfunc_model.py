@@ -28,6 +28,7 @@ way (:class:`LanguageModelPyfunc`: a ``prompt`` column in, a ``text`` column out
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 import warnings
@@ -42,9 +43,12 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.errors import PipelineError
 from pipeline.inference.classifier import LABEL_COLUMN, PROBABILITY_PREFIX, TEXT_COLUMN, as_texts
-from pipeline.tracking.tracker import RESULT_STEP, quiet_mlflow
+from pipeline.tracking.extras import quiet_mlflow
+from pipeline.tracking.tracker import RESULT_STEP
 
-MODEL_NAME = "model"  # the logged model's name: runs:/<run id>/model
+MODEL_NAME = "model"  # the logged model's name outside a named run (runs:/<run id>/model)
+#: What MLflow refuses in a logged model's name (``lr=0.01`` becomes ``lr=0_01``).
+NAME_FORBIDS = re.compile(r"[/:.%\"']")
 INPUT_EXAMPLE = ["a gripping, beautifully acted film", "dull, slow and far too long"]
 #: Distributions the model imports when it loads, pinned to the versions that logged it.
 REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "hydra-core", "omegaconf", "tokenizers")
@@ -202,6 +206,14 @@ def log_language_model(
     )
 
 
+def logged_model_name(mlflow: Any) -> str:
+    """The active run's name as a model name (``lstm-h128-sst2-3f9a``), so that the models
+    of a store tell apart; ``model`` outside a named run."""
+    active = mlflow.active_run()
+    run_name = active.info.run_name if active is not None else None
+    return NAME_FORBIDS.sub("_", run_name) if run_name else MODEL_NAME
+
+
 def _log_model(
     mlflow: Any,
     class_name: str,
@@ -215,6 +227,7 @@ def _log_model(
     from pipeline import __version__
 
     name, checkpoint, tokenizer_dir = files
+    model_name = logged_model_name(mlflow)
     options["metadata"] = {**options["metadata"], "seqpipe_version": __version__}
     started = time.perf_counter()
     quiet = warnings.catch_warnings()
@@ -223,7 +236,7 @@ def _log_model(
         code = Path(tmp) / "model_code.py"
         code.write_text(MODEL_CODE.format(name=class_name))
         info = mlflow.pyfunc.log_model(
-            name=MODEL_NAME,
+            name=model_name,
             python_model=str(code),
             artifacts={
                 "checkpoint": str(slim_checkpoint(checkpoint, Path(tmp) / name)),
@@ -235,7 +248,7 @@ def _log_model(
             **options,
         )
     seconds = time.perf_counter() - started
-    where = f"runs:/{info.run_id}/{MODEL_NAME}"
+    where = f"runs:/{info.run_id}/{model_name}"
     if register_as:
         where += f", registered as models:/{register_as}/{info.registered_model_version}"
     print(f"model: logged {where} in {seconds:.1f}s", flush=True)

@@ -1,7 +1,7 @@
 """Load a trained classifier from anywhere it was saved.
 
 One loader for every consumer (``python -m pipeline predict``, ``evaluate``, tests): a
-checkpoint file, a run's output folder, an MLflow run id, ``runs:/<id>/model`` or
+checkpoint file, a run's output folder, an MLflow run id, ``runs:/<id>/<model name>`` or
 ``models:/<name>/<version|alias>`` all give the same
 :class:`~pipeline.inference.classifier.TrainedClassifier`. MLflow is imported only for MLflow
 references; a checkpoint needs torch alone. Nothing stored with a model runs: weights load
@@ -19,7 +19,7 @@ from pipeline.inference.stored import RUN_ID
 
 def load_classifier(reference: str | Path, tracking_uri: str = "") -> TrainedClassifier:
     """The classifier behind ``reference``: a checkpoint path (``best.pt``), a run's output
-    directory, a local MLflow model directory, an MLflow run id, ``runs:/<id>/model`` or
+    directory, a local MLflow model directory, an MLflow run id, ``runs:/<id>/<model name>`` or
     ``models:/<name>/<version|alias>``. ``tracking_uri`` picks the MLflow store (default:
     ``MLFLOW_TRACKING_URI``, else MLflow's own default)."""
     text = str(reference).strip()
@@ -45,7 +45,7 @@ def load_classifier(reference: str | Path, tracking_uri: str = "") -> TrainedCla
 
 _REFERENCE_HELP = (
     "{what}. Give model=<checkpoint path (outputs/<date>/<time>/best.pt) | MLflow run id "
-    "(32 hex characters) | runs:/<run id>/model | models:/<name>/<version or alias>>."
+    "(32 hex characters) | runs:/<run id>/<model name> | models:/<name>/<version or alias>>."
 )
 
 

@@ -55,10 +55,24 @@ def open_stored_model(reference: str, tracking_uri: str, usage: str) -> Iterator
     local = Path(reference).is_dir()
     if not local:
         _check_store(reference, mlflow.get_tracking_uri())
-    uri = reference if (":/" in reference or local) else f"runs:/{reference}/model"
+    uri = reference if (":/" in reference or local) else run_model_uri(mlflow, reference)
     with tempfile.TemporaryDirectory(prefix="stored-model-") as tmp:
         folder = Path(reference) if local else _download(mlflow, uri, Path(tmp))
         yield _read(folder, uri, usage)
+
+
+def run_model_uri(mlflow: Any, run_id: str) -> str:
+    """``runs:/<run id>/<model name>`` of the model a run logged last (models are named after
+    their run); ``runs:/<run id>/model`` where the run records none (older runs, stores)."""
+    try:
+        client = mlflow.MlflowClient()
+        outputs = client.get_run(run_id).outputs
+        logged = outputs.model_outputs if outputs is not None else []
+        if logged:
+            return f"runs:/{run_id}/{client.get_logged_model(logged[-1].model_id).name}"
+    except Exception:  # no such run: the download says so, naming the usual URI
+        pass
+    return f"runs:/{run_id}/model"
 
 
 def _check_store(reference: str, store: str) -> None:
@@ -72,7 +86,7 @@ def _check_store(reference: str, store: str) -> None:
 
 
 def _download(mlflow: Any, uri: str, into: Path) -> Path:
-    from pipeline.tracking.tracker import quiet_mlflow
+    from pipeline.tracking.extras import quiet_mlflow
 
     try:
         with quiet_mlflow():
@@ -94,7 +108,8 @@ def _read(folder: Path, uri: str, usage: str) -> StoredModel:
     if not (folder / "MLmodel").is_file():
         raise PipelineError(
             f"{uri} is not an MLflow model (it has no MLmodel file). Pass a run id, "
-            "runs:/<run id>/model, models:/<name>/<version> or the run's checkpoint (best.pt)."
+            "runs:/<run id>/<model name>, models:/<name>/<version> or the run's checkpoint "
+            "(best.pt)."
         )
     meta = Model.load(str(folder / "MLmodel"))  # YAML, read with yaml.safe_load
     artifacts = (meta.flavors.get("python_function") or {}).get("artifacts") or {}

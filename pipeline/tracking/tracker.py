@@ -5,16 +5,14 @@ MLflow is imported only when a run is tracked (it takes over a second to import)
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline.config.schemas import TrackingConfig
 from pipeline.errors import PipelineError
+from pipeline.tracking.extras import dataset_input, system_metrics_available
 from pipeline.tracking.store import connect_client, server_answers, store_fault
 from pipeline.tracking.store import reason as _reason
 
@@ -42,6 +40,7 @@ class Tracker:
     """Does nothing: ``tracking=none``. The MLflow tracker overrides every method."""
 
     run_id: str | None = None
+    run_name: str | None = None  # the run's name in the store (a resumed run keeps its own)
 
     def start(
         self,
@@ -54,6 +53,17 @@ class Tracker:
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_dataset(
+        self,
+        name: str,
+        digest: str,
+        source_type: str,
+        source: str,
+        context: str,
+        profile: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a data set the run used (``context``: train, validation, test) as an input."""
+
     def log_model_with(self, log: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Log a model by calling ``log(mlflow, *args, **kwargs)``: the caller knows what the
         model is and how to log it; the tracker only knows where (no-op without a store)."""
@@ -104,15 +114,17 @@ class MlflowTracker(Tracker):
             found = self.mlflow.set_experiment(experiment)
             run = self._resume(run_id) if run_id else None
             if run is None:
-                run = self.mlflow.start_run(run_name=run_name, tags=tags)
+                run = self.mlflow.start_run(
+                    run_name=run_name, tags=tags, log_system_metrics=system_metrics_available()
+                )
         except Exception as exc:
             raise store_fault(exc, self.uri) or PipelineError(
                 f"Cannot reach the MLflow tracking store at {self.uri} ({_reason(exc)}). Start "
                 "the server or fix tracking.uri, or run without tracking: tracking=none."
             ) from None
         self.experiment_id = found.experiment_id
-        self.run_id = run.info.run_id
-        self._journal({"event": "start", "run_id": self.run_id, "run_name": run_name})
+        self.run_id, self.run_name = run.info.run_id, run.info.run_name
+        self._journal({"event": "start", "run_id": self.run_id, "run_name": self.run_name})
 
     def _resume(self, run_id: str) -> Any:
         """The run ``run_id`` set RUNNING again, or None (with a note) if the store lacks it."""
@@ -125,7 +137,7 @@ class MlflowTracker(Tracker):
                 flush=True,
             )
             return None
-        return self.mlflow.start_run(run_id=run_id)
+        return self.mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics_available())
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [(k, str(v)[:MAX_PARAM_VALUE]) for k, v in sorted(params.items())]
@@ -154,6 +166,18 @@ class MlflowTracker(Tracker):
                 f"artifact {path}",
                 lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
             )
+
+    def log_dataset(
+        self,
+        name: str,
+        digest: str,
+        source_type: str,
+        source: str,
+        context: str,
+        profile: dict[str, Any] | None = None,
+    ) -> None:
+        found = dataset_input(name, digest, source_type, source, context, profile)
+        self._call(f"data set {name}", lambda: self.client.log_inputs(self.run_id, [found]))
 
     def log_model_with(self, log: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._call("model", lambda: log(self.mlflow, *args, **kwargs))
@@ -292,23 +316,3 @@ class MlflowTracker(Tracker):
 def make_tracker(config: TrackingConfig, journal: Path | None = None) -> Tracker:
     """The tracker ``config`` names; ``journal`` keeps a local copy of what MLflow gets."""
     return MlflowTracker(config, journal) if config.name == "mlflow" else Tracker()
-
-
-@contextmanager
-def quiet_mlflow() -> Iterator[None]:
-    """No "Downloading artifacts" bars nor pyfunc INFO lines while MLflow loads a model
-    (also when log_model checks the input example on it): the console is for our output."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    previous = os.environ.get(name)
-    os.environ[name] = "false"
-    logger = logging.getLogger("mlflow.pyfunc")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,11 +61,13 @@ def trained(tmp_path_factory, data_dir, hf_cache) -> dict:
         for line in done.stdout.splitlines()
         if line.strip().startswith("mlflow run")
     )
+    (model_uri,) = re.findall(r"model: logged (runs:/[^\s,]+)", done.stdout)
     return {
         "cwd": cwd,
         "env": env,
         "store": f"sqlite:///{cwd / 'mlflow.db'}",
         "run_id": run_id,
+        "model_uri": model_uri,  # runs:/<run id>/<run name>: the model is named after its run
         "checkpoint": checkpoint,
         "stdout": done.stdout,
     }
@@ -88,7 +91,10 @@ def test_run_logs_and_registers_the_model(trained):
     from mlflow import MlflowClient
 
     out = trained["stdout"]
-    assert f"model: logged runs:/{trained['run_id']}/model" in out
+    from mlflow import MlflowClient as Client
+
+    name = Client(tracking_uri=trained["store"]).get_run(trained["run_id"]).info.run_name
+    assert f"model: logged runs:/{trained['run_id']}/{name}" in out  # named after its run
     assert f"registered as models:/{REGISTERED}/1" in out
     version = MlflowClient(tracking_uri=trained["store"]).get_model_version(REGISTERED, "1")
     assert version.run_id == trained["run_id"]
@@ -98,7 +104,7 @@ def test_pyfunc_model_predicts_raw_text_in_a_fresh_process(trained):
     script = f"""
 import json, mlflow, pandas as pd
 mlflow.set_tracking_uri({trained["store"]!r})
-model = mlflow.pyfunc.load_model("runs:/{trained["run_id"]}/model")
+model = mlflow.pyfunc.load_model("{trained["model_uri"]}")
 out = model.predict(pd.DataFrame({{"id": range({len(TEXTS)}), "text": {TEXTS!r}}}))
 meta = model.metadata
 print(json.dumps({{
@@ -107,7 +113,7 @@ print(json.dumps({{
     "inputs": meta.get_input_schema().to_dict(),
     "outputs": meta.get_output_schema().to_dict(),
     "example": meta.load_input_example(mlflow.artifacts.download_artifacts(
-        "runs:/{trained["run_id"]}/model")).to_dict(orient="list"),
+        "{trained["model_uri"]}")).to_dict(orient="list"),
     "labels": meta.metadata["labels"],
 }}))
 """
@@ -145,7 +151,7 @@ def test_pyfunc_model_reads_the_text_column_and_refuses_anything_else(trained):
 
     expected = load_classifier(trained["checkpoint"]).predict(TEXTS)
     mlflow.set_tracking_uri(trained["store"])
-    model = mlflow.pyfunc.load_model(f"runs:/{trained['run_id']}/model")
+    model = mlflow.pyfunc.load_model(trained["model_uri"])
     ids = list(range(len(TEXTS)))
     for frame in (
         pd.DataFrame({"id": ids, "text": TEXTS}),
@@ -183,7 +189,7 @@ def test_mlflow_models_serve_answers_invocations(trained):
             "models",
             "serve",
             "-m",
-            f"runs:/{trained['run_id']}/model",
+            trained["model_uri"],
             "--env-manager",
             "local",
             "--host",

@@ -51,6 +51,12 @@ def logged_model_folder(lm_run: dict) -> Path:
     return folder
 
 
+def run_name_of(lm_run: dict) -> str:
+    from mlflow import MlflowClient
+
+    return MlflowClient(lm_run["store"]).get_run(lm_run["run_id"]).info.run_name
+
+
 def text(model_and_tokenizer, prompt: str = "the") -> str:
     model, tokenizer = model_and_tokenizer
     return sample(model, tokenizer, prompt, max_tokens=20, temperature=0.8, seed=1)
@@ -84,7 +90,8 @@ def test_generate_does_not_run_the_code_stored_with_the_model(lm_run, tmp_path):
             load_generator(lm_run["run_id"], lm_run["store"])
         assert not marker.exists()
         assert "refused for safety" in str(error.value) and "may be truncated" not in str(error)
-        assert f"runs:/{lm_run['run_id']}/model" in str(error.value)  # not the download's path
+        named = f"runs:/{lm_run['run_id']}/{run_name_of(lm_run)}"  # the model: after its run
+        assert named in str(error.value)  # not the download's path
     finally:
         code.write_text(original_code)
         checkpoint.write_bytes(original_weights)
