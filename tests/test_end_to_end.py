@@ -4,6 +4,7 @@ then read back through a real `mlflow server` over its REST API."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -77,13 +78,16 @@ def test_run_is_recorded_in_the_default_store(first_run, workdir):
         assert name in metrics, name
     assert len(client.get_metric_history(run.info.run_id, "val/accuracy")) == 2  # per epoch
     params = run.data.params
-    assert params["encoder.hidden_size"] == "24" and params["data.name"] == "sst2"
-    assert params["trainer.max_epochs"] == "2"
+    assert params["encoder.hidden_size"] == "24" and params["data"] == "sst2"
+    assert params["trainer.max_epochs"] == "2" and params["seed"] == "7"
     tags = run.data.tags
     for tag in ("task", "data", "encoder", "git_commit", "device", "n_params"):
         assert tag in tags, tag
     assert tags["task"] == "sentiment" and tags["encoder"] == "lstm"
-    assert run.info.run_name == "lstm-h24-sst2"
+    assert re.fullmatch(r"lstm-h24-sst2-[0-9a-f]{4}", run.info.run_name)
+    command = "python -m pipeline " + " ".join(QUICK)  # Source: the command, not __main__.py
+    assert tags["mlflow.source.name"] == command
+    assert tags["mlflow.note.content"].startswith(f"`{command}`")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "tokenizer", "plots", "reports"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
@@ -129,7 +133,8 @@ def test_logged_model_loads_back_and_predicts(first_run, workdir):
 
     client, runs = runs_in(cwd / "mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{cwd / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model(f"runs:/{runs[0].info.run_id}/model")
+    run = runs[0]  # its model is named after it
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/{run.info.run_name}")
     texts = ["a moving, beautifully acted film", "dull and far too long", ""]
     out = model.predict(pd.DataFrame({"text": texts}))
     assert list(out.columns) == ["label", "p_negative", "p_positive"]

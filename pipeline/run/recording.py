@@ -78,19 +78,10 @@ def run_name(cfg: DictConfig) -> str:
     return "-".join(parts)
 
 
-def record_config(cfg: DictConfig, tracker: Any, out_dir: Path, log_params: bool = True) -> dict:
-    """Log the resolved config as flattened params and as ``config.yaml``; return it.
-
-    ``trainer.resume`` is not a param (a resumed run logs into the run it continues, whose
-    params must not change); a resumed run logs no params again.
-    """
-    from pipeline.tracking.tracker import flatten
-
+def record_config(cfg: DictConfig, tracker: Any, out_dir: Path) -> dict:
+    """Write the resolved config to ``config.yaml``, log it as an artifact and return it
+    (the params, what a person compares, are :mod:`pipeline.run.params`)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    if log_params:
-        params = flatten(resolved)
-        params.pop("trainer.resume", None)
-        tracker.log_params(params)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     tracker.log_artifact(out_dir / "config.yaml")
     return resolved

@@ -32,13 +32,7 @@ from pipeline.config.suggestions import (
 )
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.run.lock import discard_if_unused, discard_unclaimed
-from pipeline.run.recording import (
-    git_commit,
-    output_directory,
-    quiet_libraries,
-    record_config,
-    run_name,
-)
+from pipeline.run.recording import output_directory, quiet_libraries, record_config
 
 
 @dataclass
@@ -201,44 +195,14 @@ def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
 
 def begin_tracking(cfg: DictConfig, ctx: Any, tracking: TrackingConfig) -> None:
     """Start (or, resuming, reopen) the tracked run and tag where its checkpoints go."""
-    start_tracker(cfg, ctx.tracker, tracking, ctx.task, ctx.device, ctx.resumed)
+    from pipeline.run.identity import start_tracker
+
+    start_tracker(cfg, ctx.tracker, ctx)
     ctx.tracker.set_tags(
         {
             "checkpoint_dir": str(Path(ctx.checkpoint_dir).resolve()),
             "world_size": str(ctx.job.world_size),
         }
-    )
-
-
-def start_tracker(
-    cfg: DictConfig,
-    tracker: Any,
-    tracking: TrackingConfig,
-    task: TaskConfig,
-    device: Any,
-    resumed: Any,
-) -> None:
-    """Start the run's tracker: a child of the sweep's parent run inside a sweep."""
-    from pipeline.run.sweep import child_name_suffix, current_sweep, job_overrides
-
-    sweep = current_sweep() if tracking.name == "mlflow" else None
-    name = tracking.run_name or run_name(cfg)
-    if sweep is not None and not tracking.run_name:
-        name += child_name_suffix(job_overrides(), sweep.swept)
-    tags = {
-        "task": task.name,
-        "data": str(cfg.data.name),
-        "encoder": str(cfg.encoder.name),
-        "git_commit": git_commit(),
-        "device": str(device),
-        "pipeline_version": __version__,
-    }
-    tracker.start(
-        tracking.experiment or task.name,
-        name,
-        tags,
-        parent_run_id=sweep.parent_run_id if sweep else None,
-        run_id=resumed.mlflow_run_id if resumed else None,
     )
 
 
@@ -248,22 +212,26 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
 
     from pipeline.model.assembly import count_parameters
     from pipeline.model.checkpoint import Checkpoint
+    from pipeline.run.identity import log_datasets
     from pipeline.run.results import log_results
     from pipeline.runtime.seeding import seed_everything
     from pipeline.training.callbacks import LogMetrics
     from pipeline.training.loop import fit, prefixed
 
-    resolved = record_config(ctx.cfg, ctx.tracker, ctx.out_dir, log_params=ctx.resumed is None)
+    resolved = record_config(ctx.cfg, ctx.tracker, ctx.out_dir)
     ctx.checkpoint_extra = {
         "config": resolved,
         "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
         "mlflow_run_id": ctx.tracker.run_id,
     }
     task.prepare(ctx)
+    log_datasets(ctx.tracker, str(ctx.cfg.data.name), getattr(task, "data_fingerprint", None))
     seed_everything(ctx.seed)  # the model's initial weights depend on the seed alone
     model = task.build_model(ctx)
     n_params = count_parameters(model)
     ctx.tracker.set_tags({"n_params": str(n_params)})
+    if ctx.resumed is None:  # a resumed run logs no params again
+        ctx.tracker.log_params({"n_params": n_params})
     precision = f" ({ctx.amp_policy.describe()})" if ctx.amp is not None else ""
     print(f"model: {n_params:,} parameters on {ctx.device}{precision}", flush=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -100,7 +101,8 @@ def assert_parent_with_children(cwd: Path, parent_name: str, children: set[str])
     parent = runs.pop(parent_name)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["pipeline.run.sweep"] == "parent"
-    assert set(runs) == children
+    readable = {re.sub(r"-[0-9a-f]{4}$", "", name) for name in runs}  # less the unique suffix
+    assert readable == children and len(readable) == len(runs)
     for child in runs.values():
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -137,6 +139,10 @@ def test_a_sweep_is_one_parent_with_a_child_per_job(tmp_path, env):
         },
     )
     assert "best val/accuracy" in done.stdout
+    children = [r for name, r in runs_by_name(tmp_path).items() if not name.startswith("sweep-")]
+    keys = set().union(*(child.data.params for child in children))
+    varying = {k for k in keys if len({child.data.params.get(k) for child in children}) > 1}
+    assert varying == {"encoder", "optimizer.lr", "n_params"}  # what was swept, and its size
 
 
 @pytest.mark.skipif(

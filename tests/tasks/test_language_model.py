@@ -67,7 +67,7 @@ def test_a_char_model_trains_and_is_recorded(char_run, lm_env):
     history = client.get_metric_history(run.info.run_id, "val/perplexity")
     assert len(history) == 2
     assert run.data.metrics["val/perplexity"] < 29  # better than uniform over the vocabulary
-    assert run.data.tags["task"] == "lm" and run.data.params["tokenizer.name"] == "char"
+    assert run.data.tags["task"] == "lm" and run.data.params["tokenizer"] == "char"
     samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
     assert samples == {"samples/epoch_001.txt", "samples/epoch_002.txt"}
     assert "sample (best checkpoint" in char_run.stdout
