@@ -26,6 +26,7 @@ from pipeline.config.schemas import (
 )
 from pipeline.config.suggestions import (
     Suggestion,
+    apply_data_suggestions,
     apply_suggestions,
     describe_applied,
     suggestions_of,
@@ -252,13 +253,17 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     from pipeline.training.callbacks import LogMetrics
     from pipeline.training.loop import fit, prefixed
 
+    task.prepare(ctx)
+    from_data = apply_data_suggestions(ctx, task)
+    if from_data:
+        ctx.tracker.set_tags({"suggested_by_data": " ".join(describe_applied(from_data))})
     resolved = record_config(ctx.cfg, ctx.tracker, ctx.out_dir, log_params=ctx.resumed is None)
     ctx.checkpoint_extra = {
         "config": resolved,
         "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
         "mlflow_run_id": ctx.tracker.run_id,
+        "suggested": {s.key: s.value for s in from_data},
     }
-    task.prepare(ctx)
     seed_everything(ctx.seed)  # the model's initial weights depend on the seed alone
     model = task.build_model(ctx)
     n_params = count_parameters(model)
