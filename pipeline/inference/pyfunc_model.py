@@ -42,7 +42,7 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.errors import PipelineError
 from pipeline.inference.classifier import LABEL_COLUMN, PROBABILITY_PREFIX, TEXT_COLUMN, as_texts
-from pipeline.tracking.tracker import quiet_mlflow
+from pipeline.tracking.tracker import RESULT_STEP, quiet_mlflow
 
 MODEL_NAME = "model"  # the logged model's name: runs:/<run id>/model
 INPUT_EXAMPLE = ["a gripping, beautifully acted film", "dull, slow and far too long"]
@@ -231,6 +231,7 @@ def _log_model(
             },
             pip_requirements=requirements(),
             registered_model_name=register_as or None,
+            step=RESULT_STEP,  # links the run's results (test/*, best/val/*) to the model
             **options,
         )
     seconds = time.perf_counter() - started

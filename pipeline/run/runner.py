@@ -249,6 +249,7 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
 
     from pipeline.model.assembly import count_parameters
     from pipeline.model.checkpoint import Checkpoint
+    from pipeline.run.results import log_results
     from pipeline.runtime.seeding import seed_everything
     from pipeline.training.callbacks import LogMetrics
     from pipeline.training.loop import fit, prefixed
@@ -281,9 +282,7 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     test = prefixed("test", task.evaluate(model, "test"))
     val = {k: v for k, v in fitted.best_metrics().items() if k.startswith("val/")}
     result.metrics = {**val, **test}
-    if test:
-        ctx.tracker.log_metrics(test, step=fitted.best_epoch)
-    ctx.tracker.log_metrics({"best_epoch": fitted.best_epoch})
+    log_results(ctx.tracker, fitted, test)  # before finish: the model it logs links them
     task.finish(ctx, model, fitted, test)
 
 

@@ -6,7 +6,8 @@ and writes its id to ``<sweep dir>/mlflow_sweep.json``. Each job, in this proces
 launcher's worker process (joblib, submitit, ray), reads that file through
 :func:`current_sweep` and starts its own run tagged ``mlflow.parentRunId``, so the UI nests
 it under the parent. ``on_multirun_end`` finds the best child by the monitored metric, logs
-it on the parent with a table of every child, and closes the parent. A sweep that dies
+it on the parent with each child's best and a table of every child (by their best epochs:
+:mod:`pipeline.run.sweep_best`), and closes the parent. A sweep that dies
 half-way closes its parent as FAILED when the process exits.
 
 The parent is written through ``MlflowClient`` (never ``mlflow.start_run``), so no run is
@@ -24,6 +25,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from pipeline.run.sweep_best import child_best, parent_metrics, summary_rows
 
 SWEEP_FILE = "mlflow_sweep.json"
 PARENT_TAG = "pipeline.run.sweep"
@@ -130,30 +133,6 @@ def best_child(runs: list[Any], scores: dict[str, float], mode: str) -> Any | No
     return max(scored, key=lambda r: sign * scores[r.info.run_id])
 
 
-def best_epoch_values(client: Any, runs: list[Any], monitor: str, mode: str) -> dict[str, float]:
-    """Each run's best ``monitor`` over its epochs (what its best.pt holds), not its last."""
-    pick = max if mode == "max" else min
-    scores = {}
-    for run in runs:
-        history = client.get_metric_history(run.info.run_id, monitor)
-        if history:
-            scores[run.info.run_id] = pick(m.value for m in history)
-    return scores
-
-
-def summary_rows(runs: list[Any], monitor: str) -> list[dict[str, Any]]:
-    """One row per child: name, status, the monitored and the test metrics."""
-    rows = []
-    for run in sorted(runs, key=lambda r: r.info.start_time or 0):
-        metrics = run.data.metrics
-        row = {"run": run.info.run_name, "run_id": run.info.run_id, "status": run.info.status}
-        for key in sorted(metrics):
-            if key == monitor or key.startswith("test/"):
-                row[key] = metrics[key]
-        rows.append(row)
-    return rows
-
-
 class MlflowSweepCallback(Callback):
     """Hydra callback: one MLflow parent run per multirun (see the module docstring)."""
 
@@ -224,18 +203,15 @@ class MlflowSweepCallback(Callback):
         )
         monitor, mode = str(config.trainer.monitor), str(config.trainer.monitor_mode)
         finished = [r for r in children if r.info.status == "FINISHED"]
-        scores = best_epoch_values(client, finished, monitor, mode)
+        best_of = {r.info.run_id: child_best(client, r, monitor, mode) for r in children}
+        scores = {i: v[monitor] for i, v in best_of.items() if monitor in v}
         best = best_child(finished, scores, mode)
+        self._log_metrics(parent_metrics(finished, best_of, best, monitor))
         if best is not None:
-            client.log_metric(info.parent_run_id, f"best/{monitor}", scores[best.info.run_id])
-            for key, value in best.data.metrics.items():
-                if key.startswith("test/"):
-                    client.log_metric(info.parent_run_id, f"best/{key}", value)
             client.set_tag(info.parent_run_id, "best_run_id", best.info.run_id)
             client.set_tag(info.parent_run_id, "best_run_name", best.info.run_name)
-        client.log_dict(
-            info.parent_run_id, {"runs": summary_rows(children, monitor)}, "sweep_summary.json"
-        )
+        summary = {"monitor": monitor, "runs": summary_rows(children, best_of)}
+        client.log_dict(info.parent_run_id, summary, "sweep_summary.json")
         status = "FINISHED" if children and len(finished) == len(children) else "FAILED"
         client.set_terminated(info.parent_run_id, status)
         self.closed = True
@@ -243,6 +219,19 @@ class MlflowSweepCallback(Callback):
         if best is not None:
             line += f"; best {monitor} {scores[best.info.run_id]:.4f}: {best.info.run_name}"
         print(line, flush=True)
+
+    def _log_metrics(self, metrics: dict[str, float]) -> None:
+        """Log ``metrics`` on the parent at the results step, in batches MLflow accepts."""
+        import time
+
+        from mlflow.entities import Metric
+
+        from pipeline.tracking.tracker import RESULT_STEP
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, v, now, RESULT_STEP) for k, v in sorted(metrics.items())]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.info.parent_run_id, metrics=items[start : start + 1000])
 
     def _close_if_open(self) -> None:
         """At exit: a sweep that never reached on_multirun_end failed part-way."""

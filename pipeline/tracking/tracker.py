@@ -20,6 +20,10 @@ from pipeline.tracking.store import reason as _reason
 
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length (older servers: 500)
 PARAMS_PER_BATCH = 100
+#: The one step of a run's results (``test/*``, ``best/val/*``, ``best_epoch``): epochs are
+#: steps 1, 2, ..., and a model logged at this step is linked to every metric logged at it
+#: (MLflow 3's ``log_model(step=...)``), so its page shows the test metrics.
+RESULT_STEP = 0
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -114,6 +114,9 @@ def assert_parent_with_children(cwd: Path, parent_name: str, children: set[str])
         for r in runs.values()
     }
     best = max(runs.values(), key=lambda r: best_of[r.info.run_id])
+    for child in runs.values():  # on the parent too, one metric per child
+        name = child.info.run_name.replace("=", "_")
+        assert parent.data.metrics[f"child/{name}/best/val/accuracy"] == best_of[child.info.run_id]
     assert parent.data.metrics["best/val/accuracy"] == best_of[best.info.run_id]
     assert parent.data.tags["best_run_id"] == best.info.run_id
     assert parent.data.params["sweep.encoder"] == "lstm,gru"
