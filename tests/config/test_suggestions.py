@@ -63,7 +63,11 @@ def test_the_chosen_options_own_default_counts():
 
 def test_unknown_keys_never_apply():
     cfg = compose_with()
-    odd = [Suggestion("nosuch.key", 1, "test"), Suggestion("trainer.nosuch", 1, "test")]
+    odd = [
+        Suggestion("nosuch.key", 1, "test"),
+        Suggestion("trainer.nosuch", 1, "test"),
+        Suggestion("seed", 1, "test"),  # a root key: no schema default
+    ]
     assert apply_suggestions(cfg, odd, given=set()) == []
 
 
