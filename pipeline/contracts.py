@@ -166,7 +166,10 @@ class Task(Protocol):
     the task for everything that depends on what the model predicts.
 
     A task is built from the run's composed config (``__init__(cfg)``: check its own sections
-    there, before any data is read), then prepared with the run context.
+    there, before any data is read), then prepared with the run context. Optionally, a task
+    may define ``suggested_settings() -> list[pipeline.config.suggestions.Suggestion]``:
+    settings chosen from the data it prepared (more epochs for a small training set), which
+    the run applies where the user left the default, before the model is built.
     """
 
     metric_names: tuple[str, ...]  # per-epoch metrics: trainer.monitor must name one

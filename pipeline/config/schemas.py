@@ -297,7 +297,10 @@ def schema_default(key: str, chosen: Any) -> Any:
     from pipeline import registry
 
     group, _, name = key.partition(".")
-    option = ((chosen.get(group) if hasattr(chosen, "get") else None) or {}).get("name")
+    section = chosen.get(group) if hasattr(chosen, "get") else None
+    if not name or not hasattr(section, "get"):
+        return NO_DEFAULT  # a root key (seed) or a group the config does not hold
+    option = section.get("name")
     if group == "optimizer" and option in OPTIMIZERS:
         return getattr(OPTIMIZERS[option], name, NO_DEFAULT)
     schema: Any = {

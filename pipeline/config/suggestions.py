@@ -1,4 +1,4 @@
-"""Settings a chosen component suggests for other groups, applied where the user left the
+"""Settings a chosen component (or the data) suggests, applied where the user left the
 default.
 
 A transformer trains on small data with a smaller learning rate and a warmup than an LSTM
@@ -6,8 +6,10 @@ wants; asking every user to know that is asking them to know presets. So a compo
 config may name the settings it trains best with (``suggested_settings()``), and a run
 applies each one only where the user did not decide: the key is not on the command line
 and still holds its default (so an experiment preset or a task preset that set it wins).
-Each applied suggestion is printed at the start with who made it, and the run's recorded
-config holds the values used. Pure config work: no torch, no data.
+The task may suggest settings too, once it has read the data (``suggested_settings()`` on
+the task, after ``prepare``): a few thousand short sentences want more epochs than 25,000
+long reviews. Each applied suggestion is printed at the start with who made it, and the
+run's recorded config holds the values used. No torch here.
 """
 
 from __future__ import annotations
@@ -64,6 +66,22 @@ def apply_suggestions(
         with open_dict(cfg):
             OmegaConf.update(cfg, key, suggestion.value, merge=False)
         applied.append(suggestion)
+    return applied
+
+
+def apply_data_suggestions(ctx: Any, task: Any) -> list[Suggestion]:
+    """After ``task.prepare``: apply what the task suggests from the data it read to the
+    run's config and to its checked sections (``ctx.trainer``, ``ctx.optimizer``,
+    ``ctx.task``); print and return those applied."""
+    suggest = getattr(task, "suggested_settings", None)
+    applied = apply_suggestions(ctx.cfg, suggest() if callable(suggest) else [])
+    sections = {"trainer": ctx.trainer, "optimizer": ctx.optimizer, "task": ctx.task}
+    for s in applied:
+        group, _, name = s.key.partition(".")
+        if group in sections:
+            setattr(sections[group], name, s.value)
+    for line in describe_applied(applied):
+        print(line, flush=True)
     return applied
 
 

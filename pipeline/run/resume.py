@@ -41,8 +41,12 @@ MAY_DIFFER = (
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``key: saved -> current`` for every key that differs and must not."""
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], suggested: dict[str, Any] | None = None
+) -> list[str]:
+    """``key: saved -> current`` for every key that differs and must not. ``suggested``: the
+    settings the data suggested to the saved run; they differ from a current value left at
+    its default because the run applies them again once it has read the (same) data."""
     from pipeline.config.schemas import schema_default
     from pipeline.tracking.tracker import flatten
 
@@ -53,6 +57,9 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             continue
         if key not in a and key in b and b[key] == schema_default(key, current):
             continue  # a setting added since the checkpoint was written, left at its default
+        if key in (suggested or {}) and a.get(key) == suggested[key]:
+            if b.get(key) == schema_default(key, current):
+                continue  # the data suggested it then, and will again
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             differences.append(f"{key}: {a.get(key, '<absent>')} -> {b.get(key, '<absent>')}")
     return differences
@@ -87,7 +94,7 @@ def _newest_unfinished(current: dict[str, Any]) -> Path:
             continue
         if saved.finished or saved.resume is None:
             continue
-        if not config_differences(saved.config, current):
+        if not config_differences(saved.config, current, saved.extra.get("suggested")):
             return path
     raise PipelineError(
         f"trainer.resume=auto found no unfinished run with this config among {len(found)} "
@@ -130,7 +137,7 @@ def load_for_resume(
             f"{path} has no resume state (a best.pt, or a checkpoint of an older version): "
             "resume from the last.pt of the run."
         )
-    differences = config_differences(saved.config, current)
+    differences = config_differences(saved.config, current, saved.extra.get("suggested"))
     if differences:
         shown = "; ".join(differences[:8]) + ("; ..." if len(differences) > 8 else "")
         raise PipelineError(

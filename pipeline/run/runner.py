@@ -26,6 +26,7 @@ from pipeline.config.schemas import (
 )
 from pipeline.config.suggestions import (
     Suggestion,
+    apply_data_suggestions,
     apply_suggestions,
     describe_applied,
     suggestions_of,
@@ -218,14 +219,16 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     from pipeline.training.callbacks import LogMetrics
     from pipeline.training.loop import fit, prefixed
 
+    task.prepare(ctx)
+    log_datasets(ctx.tracker, str(ctx.cfg.data.name), getattr(task, "data_fingerprint", None))
+    from_data = adopt_data_suggestions(ctx, task)
     resolved = record_config(ctx.cfg, ctx.tracker, ctx.out_dir)
     ctx.checkpoint_extra = {
         "config": resolved,
         "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
         "mlflow_run_id": ctx.tracker.run_id,
+        "suggested": {s.key: s.value for s in from_data},
     }
-    task.prepare(ctx)
-    log_datasets(ctx.tracker, str(ctx.cfg.data.name), getattr(task, "data_fingerprint", None))
     seed_everything(ctx.seed)  # the model's initial weights depend on the seed alone
     model = task.build_model(ctx)
     n_params = count_parameters(model)
@@ -247,6 +250,17 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     result.metrics = {**val, **test}
     log_results(ctx.tracker, fitted, test)  # before finish: the model it logs links them
     task.finish(ctx, model, fitted, test)
+
+
+def adopt_data_suggestions(ctx: Any, task: Any) -> list[Suggestion]:
+    """Apply what the data suggests (after ``prepare``); tag it, and log it as params (they
+    differ from the defaults, and were not known when the run's params were logged)."""
+    from_data = apply_data_suggestions(ctx, task)
+    if from_data:
+        ctx.tracker.set_tags({"suggested_by_data": " ".join(describe_applied(from_data))})
+        if ctx.resumed is None:
+            ctx.tracker.log_params({s.key: s.value for s in from_data})
+    return from_data
 
 
 def print_summary(result: RunResult) -> None:

@@ -121,7 +121,7 @@ class TransformerConfig(ComponentConfig):
         """Self-attention trains on small data with a smaller peak lr than an RNN and a
         warmup (Vaswani et al. 2017; Xiong et al. 2020 for pre-norm): applied unless set."""
         return {
-            "optimizer.lr": 5e-4,
+            "optimizer.lr": 1e-3,
             "optimizer.schedule": "linear_warmup",
             "optimizer.warmup_ratio": 0.1,
         }

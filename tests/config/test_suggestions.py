@@ -25,7 +25,7 @@ def test_transformer_suggests_its_own_lr_and_warmup():
         "optimizer.schedule",
         "optimizer.warmup_ratio",
     }
-    assert cfg.optimizer.lr == 5e-4
+    assert cfg.optimizer.lr == 1e-3
     assert cfg.optimizer.schedule == "linear_warmup"
     assert all(s.source == "encoder=transformer" for s in applied)
 
@@ -37,9 +37,9 @@ def test_recurrent_encoders_suggest_nothing():
 
 
 def test_a_key_on_the_command_line_wins():
-    cfg = compose_with("encoder=transformer", "optimizer.lr=1e-3")
+    cfg = compose_with("encoder=transformer", "optimizer.lr=3e-4")
     applied = apply_suggestions(cfg, suggestions_of(cfg), given={"encoder", "optimizer.lr"})
-    assert cfg.optimizer.lr == 1e-3
+    assert cfg.optimizer.lr == 3e-4
     assert "optimizer.lr" not in {s.key for s in applied}
     assert cfg.optimizer.schedule == "linear_warmup"  # the others still apply
 
@@ -54,23 +54,27 @@ def test_a_value_a_preset_changed_wins():
 
 
 def test_the_chosen_options_own_default_counts():
-    """optimizer=adam has lr 1e-3 by default: still the default, so the suggestion applies."""
-    cfg = compose_with("encoder=transformer", "optimizer=adam")
-    assert schema_default("optimizer.lr", cfg) == 1e-3
+    """optimizer=sgd has lr 0.1 by default: still the default, so the suggestion applies."""
+    cfg = compose_with("encoder=transformer", "optimizer=sgd")
+    assert schema_default("optimizer.lr", cfg) == 0.1
     apply_suggestions(cfg, suggestions_of(cfg), given={"encoder", "optimizer"})
-    assert cfg.optimizer.lr == 5e-4
+    assert cfg.optimizer.lr == 1e-3
 
 
 def test_unknown_keys_never_apply():
     cfg = compose_with()
-    odd = [Suggestion("nosuch.key", 1, "test"), Suggestion("trainer.nosuch", 1, "test")]
+    odd = [
+        Suggestion("nosuch.key", 1, "test"),
+        Suggestion("trainer.nosuch", 1, "test"),
+        Suggestion("seed", 1, "test"),  # a root key: no schema default
+    ]
     assert apply_suggestions(cfg, odd, given=set()) == []
 
 
 def test_a_run_validates_with_the_suggestions_applied_and_says_so():
     cfg = compose_with("encoder=transformer")
     sections = validate(cfg)
-    assert sections.optimizer.lr == 5e-4
+    assert sections.optimizer.lr == 1e-3
     assert sections.optimizer.schedule == "linear_warmup"
     (line,) = describe_applied(sections.suggested)
-    assert line.startswith("settings suggested by encoder=transformer: optimizer.lr=0.0005")
+    assert line.startswith("settings suggested by encoder=transformer: optimizer.lr=0.001")

@@ -66,6 +66,7 @@ def test_params_are_group_choices_what_differs_and_the_parameter_count(in_tmp, m
     assert params["encoder.hidden_size"] == "16"  # set by the toy config (default 128)
     assert params["optimizer.lr"] == "0.01"  # differs from sgd's own default (0.1)
     assert "optimizer.momentum" not in params  # sgd's own default (0.9), not adamw's (0.0)
+    assert params["trainer.patience"] == "4"  # suggested by the toy (small) data, after start
     assert not [k for k in params if k.startswith(("tracking.", "data.hub", "data.cache"))]
     assert "trainer.progress" not in params  # how the run is shown, not what it trains
     assert params["n_params"] == found.data.tags["n_params"] and int(params["n_params"]) > 0
