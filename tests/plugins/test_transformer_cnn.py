@@ -235,3 +235,19 @@ def test_hydra_composes_both_encoders():
         logits = model(ids, mask)
         assert logits.shape == (2, 3)
         logits.sum().backward()
+
+
+def test_the_transformer_summary_is_the_mean_over_real_tokens():
+    """pooler=auto takes the transformer's own summary: the mean of the real steps, exact
+    under padding (garbage there changes nothing) and zero for an empty row."""
+    torch.manual_seed(0)
+    encoder = build("transformer", d_model=INPUT_DIM, nhead=2, dim_feedforward=16).eval()
+    x, mask = padded_batch([5, 3, 0])
+    with torch.no_grad():
+        out = encoder(x, mask)
+        again = encoder(torch.where(mask.unsqueeze(2), x, torch.zeros_like(x)), mask)
+    for row, length in enumerate([5, 3]):
+        mean = out.sequence[row, :length].mean(dim=0)
+        torch.testing.assert_close(out.pooled[row], mean, rtol=1e-5, atol=1e-6)
+    assert torch.all(out.pooled[2] == 0)
+    torch.testing.assert_close(out.pooled, again.pooled)
