@@ -2,7 +2,7 @@
 
 Sub-commands that are not training runs come first: ``python -m pipeline plugins``,
 ``generate model=... prompt=...``, ``predict model=... text=...`` and
-``evaluate model=... data=...``.
+``evaluate model=... data=...`` and ``runs [experiment] [--sort ...] [--compare RUN1 RUN2]``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.runtime.files import storage_fault
 
     try:
+        if argv[:1] == ["runs"]:  # reads a store: no plugins or configs needed
+            from pipeline.reporting.runs import main as runs
+
+            runs(argv[1:])
+            return
         from pipeline.config.schemas import register_core_configs
         from pipeline.plugins import load_plugins
 

@@ -7,7 +7,9 @@ launcher's worker process (joblib, submitit, ray), reads that file through
 :func:`current_sweep` and starts its own run tagged ``mlflow.parentRunId``, so the UI nests
 it under the parent. ``on_multirun_end`` finds the best child by the monitored metric, logs
 it on the parent with each child's best and a table of every child (by their best epochs:
-:mod:`pipeline.run.sweep_best`), and closes the parent. A sweep that dies
+:mod:`pipeline.run.sweep_best`), prints a leaderboard of the children, best first, and logs it
+on the parent as ``leaderboard.md`` (:mod:`pipeline.reporting.leaderboard`), and closes the
+parent. A sweep that dies
 half-way closes its parent as FAILED when the process exits.
 
 The parent is written through ``MlflowClient`` (never ``mlflow.start_run``), so no run is
@@ -212,6 +214,7 @@ class MlflowSweepCallback(Callback):
             client.set_tag(info.parent_run_id, "best_run_name", best.info.run_name)
         summary = {"monitor": monitor, "runs": summary_rows(children, best_of)}
         client.log_dict(info.parent_run_id, summary, "sweep_summary.json")
+        self._leaderboard(children, scores, monitor, mode)
         status = "FINISHED" if children and len(finished) == len(children) else "FAILED"
         client.set_terminated(info.parent_run_id, status)
         self.closed = True
@@ -219,6 +222,18 @@ class MlflowSweepCallback(Callback):
         if best is not None:
             line += f"; best {monitor} {scores[best.info.run_id]:.4f}: {best.info.run_name}"
         print(line, flush=True)
+
+    def _leaderboard(
+        self, children: list[Any], scores: dict[str, float], monitor: str, mode: str
+    ) -> None:
+        """Print the children best first, and log the same table on the parent."""
+        from pipeline.reporting.leaderboard import markdown_table, sweep_rows, text_table
+
+        rows = sweep_rows(children, scores, self.info.swept, mode)
+        name = f"best/{monitor}"
+        print(f"\nSweep leaderboard:\n{text_table(rows, name, mode)}\n", flush=True)
+        table = markdown_table(rows, name, mode)
+        self.client.log_text(self.info.parent_run_id, table + "\n", "leaderboard.md")
 
     def _log_metrics(self, metrics: dict[str, float]) -> None:
         """Log ``metrics`` on the parent at the results step, in batches MLflow accepts."""

@@ -91,3 +91,16 @@ def test_the_summary_holds_each_childs_best_epoch(swept, tmp_path):
     # the failed child logged no best/val/*: its best epoch (1) is read from its epochs
     assert rows[failed]["status"] == "FAILED" and rows[failed]["best_epoch"] == 1
     assert rows[failed]["val/accuracy"] == 0.6 and rows[failed]["val/loss"] == 0.9
+
+
+def test_the_leaderboard_ranks_by_best_epochs_and_a_failed_child_last(swept, tmp_path):
+    client, parent_id, (first, second), failed = swept
+    path = client.download_artifacts(parent_id, "leaderboard.md", str(tmp_path))
+    lines = [line.split(" | ") for line in Path(path).read_text().splitlines()]
+    header, rows = lines[0], [cells for cells in lines[2:] if len(cells) > 2]
+    assert header[4] == "best/val/accuracy" and header[-1] == "status |"
+    names = [client.get_run(i).info.run_name for i in (second, first)] + ["gru-h16"]
+    assert [cells[2] for cells in rows] == names  # the better best epoch first
+    assert rows[0][0] == "| *" and rows[-1][-1] == "FAILED |"
+    best = max(history(client, second, "val/accuracy").values())  # not its last epoch's
+    assert rows[0][4] == f"{best:.4f}" and rows[-1][4] == "0.6000"
