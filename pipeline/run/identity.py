@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from pipeline import __version__
 from pipeline.run.params import override_keys, run_params
 from pipeline.run.recording import git_commit, run_name
+from pipeline.tracking.extras import DatasetRef
 
 #: MLflow's tags for a run's Source column and its description (the run page's notes).
 SOURCE_TAG = "mlflow.source.name"
@@ -106,14 +107,8 @@ def log_datasets(tracker: Any, name: str, fingerprint: dict[str, Any] | None) ->
     labels = fingerprint.get("labels")
     for split, found in (fingerprint.get("splits") or {}).items():
         profile = {"rows": found.get("rows")} | ({"labels": labels} if labels else {})
-        tracker.log_dataset(
-            name=name,
-            digest=str(found.get("sha256", ""))[:12],
-            source_type=source_type,
-            source=source,
-            context=split,
-            profile=profile,
-        )
+        digest = str(found.get("sha256", ""))[:12]
+        tracker.log_dataset(DatasetRef(name, digest, source_type, source, split, profile))
 
 
 def dataset_source(source: str) -> tuple[str, str]:

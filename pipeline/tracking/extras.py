@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -18,26 +19,31 @@ def system_metrics_available() -> bool:
     return importlib.util.find_spec("psutil") is not None
 
 
-def dataset_input(
-    name: str,
-    digest: str,
-    source_type: str,
-    source: str,
-    context: str,
-    profile: dict[str, Any] | None = None,
-) -> Any:
+@dataclass(frozen=True)
+class DatasetRef:
+    """A data set a run used, as MLflow records an input: by name and digest."""
+
+    name: str
+    digest: str
+    source_type: str  # "hugging_face", "local"
+    source: str  # JSON: where it came from
+    context: str  # the split: train, validation, test
+    profile: dict[str, Any] | None = None  # rows, labels
+
+
+def dataset_input(ref: DatasetRef) -> Any:
     """MLflow's ``DatasetInput``: a data set by name and digest, tagged with its context."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     dataset = Dataset(
-        name=name,
-        digest=digest,
-        source_type=source_type,
-        source=source,
-        profile=json.dumps(profile) if profile else None,
+        name=ref.name,
+        digest=ref.digest,
+        source_type=ref.source_type,
+        source=ref.source,
+        profile=json.dumps(ref.profile) if ref.profile else None,
     )
-    return DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+    return DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, ref.context)])
 
 
 @contextmanager

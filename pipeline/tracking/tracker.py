@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.config.schemas import TrackingConfig
 from pipeline.errors import PipelineError
-from pipeline.tracking.extras import dataset_input, system_metrics_available
+from pipeline.tracking.extras import DatasetRef, dataset_input, system_metrics_available
 from pipeline.tracking.store import connect_client, server_answers, store_fault
 from pipeline.tracking.store import reason as _reason
 
@@ -53,16 +53,8 @@ class Tracker:
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
-    def log_dataset(
-        self,
-        name: str,
-        digest: str,
-        source_type: str,
-        source: str,
-        context: str,
-        profile: dict[str, Any] | None = None,
-    ) -> None:
-        """Record a data set the run used (``context``: train, validation, test) as an input."""
+    def log_dataset(self, dataset: DatasetRef) -> None:
+        """Record a data set the run used (its ``context``: train, validation, test)."""
 
     def log_model_with(self, log: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Log a model by calling ``log(mlflow, *args, **kwargs)``: the caller knows what the
@@ -167,17 +159,9 @@ class MlflowTracker(Tracker):
                 lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
             )
 
-    def log_dataset(
-        self,
-        name: str,
-        digest: str,
-        source_type: str,
-        source: str,
-        context: str,
-        profile: dict[str, Any] | None = None,
-    ) -> None:
-        found = dataset_input(name, digest, source_type, source, context, profile)
-        self._call(f"data set {name}", lambda: self.client.log_inputs(self.run_id, [found]))
+    def log_dataset(self, dataset: DatasetRef) -> None:
+        found = dataset_input(dataset)
+        self._call(f"data set {dataset.name}", lambda: self.client.log_inputs(self.run_id, [found]))
 
     def log_model_with(self, log: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._call("model", lambda: log(self.mlflow, *args, **kwargs))
