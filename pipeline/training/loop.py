@@ -35,6 +35,7 @@ from pipeline.training.interrupts import ResumePoint, StopRequest, TrainingInter
 from pipeline.training.progress import Progress
 from pipeline.training.schedule import EpochSchedule
 from pipeline.training.step import make_optimizer, optimizer_step
+from pipeline.training.wrap import wrap_model
 
 #: Under torchrun the processes agree on a stop request (SIGINT / SIGTERM) with an all-reduce,
 #: which makes the host wait for the device: it runs every this many steps, not every step.
@@ -73,7 +74,7 @@ class _Loop:
         model.to(device)  # after: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it first runs
         policy = ctx.amp_policy  # see pipeline.runtime.amp: RNNs in fp32 outside autocast
         apply_policy(model, policy)
-        self.net = _wrap(model, ctx)
+        self.net = wrap_model(model, ctx)
         self.optimizer = make_optimizer(model.parameters(), ctx.optimizer, device)
         self.schedule = EpochSchedule(
             self.optimizer,
@@ -272,37 +273,3 @@ class _Loop:
 def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     """``{"loss": x}`` -> ``{"val/loss": x}``."""
     return {f"{prefix}/{name}": value for name, value in metrics.items()}
-
-
-def _wrap(model: nn.Module, ctx: RunContext) -> nn.Module:
-    """The module the steps call: DDP under torchrun, compiled if asked."""
-    job, device, net = ctx.job, ctx.device, model
-    if job.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        if job.rank > 0:  # its own dropout masks (the weights come from rank 0)
-            torch.manual_seed(ctx.seed + 7919 * job.rank)
-        net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if ctx.trainer.compile and _compiles_well(model, job.is_main):
-        net = torch.compile(net, dynamic=True)  # ragged batches: one graph for all lengths
-    return net
-
-
-def _compiles_well(model: nn.Module, speaks: bool) -> bool:
-    """False (with a warning) for a model with recurrent layers: torch.compile leaves an
-    ``nn.LSTM``/``GRU`` to its own cuDNN/oneDNN kernel (a graph break) and a cell loop is
-    unrolled over every length, so compiling takes long and gains nothing."""
-    recurrent = sorted(
-        {type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase | nn.RNNCellBase)}
-    )
-    if recurrent and speaks:
-        print(
-            f"warning: trainer.compile=true ignored: the model's recurrent layers "
-            f"({', '.join(recurrent)}) run their own fused kernels, which torch.compile "
-            "cannot improve on, and compiling them takes minutes. The model runs eagerly; "
-            "set trainer.compile=false to silence this.",
-            flush=True,
-        )
-    return not recurrent
