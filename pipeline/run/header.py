@@ -25,7 +25,7 @@ def header_lines(ctx: Any, overrides: list[str] | None) -> list[str]:
     if tracker.run_id and hasattr(tracker, "ui_command"):
         lines.append(f"  see it     {tracker.ui_command()}")  # the run's page, or mlflow ui
     else:
-        lines.append(f"  tracking   {tracker.describe()}")
+        lines.append(f"  {tracker.describe()}")  # tracking off
     return lines
 
 
