@@ -113,6 +113,17 @@ def test_summary_names_metrics_checkpoint_run_and_ui(first_run):
     assert "mlflow run" in out and "mlflow ui" in out
 
 
+def test_the_terminal_is_the_runs_own(first_run, workdir):
+    """A header that repeats the command line; no library chatter (MLflow's INFO lines on a
+    new store and experiment); no empty job log left in the output folder (issue 16)."""
+    cwd, _ = workdir
+    assert f"  overrides  {' '.join(QUICK)}" in first_run.stdout
+    assert "seed 7 · device " in first_run.stdout
+    assert "INFO mlflow" not in first_run.stdout + first_run.stderr, first_run.stderr
+    (folder,) = {p.parent for p in cwd.glob("outputs/*/*/best.pt")}
+    assert not list(folder.glob("*.log")), sorted(p.name for p in folder.iterdir())
+
+
 def test_checkpoints_are_written(first_run, workdir):
     cwd, _ = workdir
     from pipeline.model.checkpoint import load_checkpoint

@@ -232,14 +232,16 @@ def print_plugins() -> None:
 
 def print_help(argv: list[str]) -> None:
     """``--help``: the groups and their options, then the composed config (with the command
-    line's overrides applied), in the header/footer of ``conf/config.yaml``'s ``hydra.help``.
+    line's overrides applied; each key after its help text), in the header/footer of
+    ``conf/config.yaml``'s ``hydra.help``.
 
     Hydra's own help lists every group by building a config repository per group (seconds
     here); one composition gives the same content in a fraction of that.
     """
     import yaml
     from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
+
+    from pipeline.config.help import config_with_help
 
     overrides = [a for a in argv if a not in ("--help", "-h") and not a.startswith("-")]
     check_overrides(overrides)
@@ -250,7 +252,7 @@ def print_help(argv: list[str]) -> None:
     groups = "\n".join(
         f"{group}: {', '.join(sorted(group_options(group)))}" for group in sorted(GROUPS)
     )
-    body = OmegaConf.to_yaml(cfg)
+    body = config_with_help(cfg)  # each key after its help text
     print(
         f"{help_cfg.get('header', '').rstrip()}\n"
         "== Config groups == (choose one option per group, e.g. encoder=gru)\n\n"

@@ -23,7 +23,18 @@ def _pyplot():
 
 def learning_curves(history: list[dict[str, float]], path: str | Path) -> Path:
     """Loss (train and validation) and validation accuracy / F1 (classifiers) or
-    perplexity (language models) per epoch."""
+    perplexity (language models) per epoch, saved as an image at ``path``."""
+    plt = _pyplot()
+    fig = curves_figure(history)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def curves_figure(history: list[dict[str, float]]) -> Any:
+    """The learning curves' figure: two axes over the epochs, ticked at whole epochs."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -45,10 +56,9 @@ def learning_curves(history: list[dict[str, float]], path: str | Path) -> Path:
     right.legend()
     for axis in (left, right):
         axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: 1, 2, not 1.5
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def confusion_matrix_plot(

@@ -88,13 +88,18 @@ def record_config(cfg: DictConfig, tracker: Any, out_dir: Path) -> dict:
 
 
 def quiet_libraries(progress: str) -> None:
-    """Keep the console for our own progress: no INFO chatter from libraries, and no
-    per-map progress bars from ``datasets`` unless a live bar was asked for."""
+    """Keep the console for the run's own lines: no INFO chatter from libraries (MLflow's
+    "Creating a new experiment", its "View run at"; ``MLFLOW_LOGGING_LEVEL`` set by the
+    user wins), and no per-map progress bars from ``datasets`` unless ``trainer.progress=bar``
+    asked for every bar there is."""
     import logging
 
     import datasets
 
+    level = os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read at mlflow import
+    if "mlflow" in sys.modules:  # imported already (in-process runs): set it now
+        logging.getLogger("mlflow").setLevel(level.upper())
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # pickle format is ours
-    if progress in ("log", "none") or (progress == "auto" and not sys.stderr.isatty()):
+    if progress != "bar":
         datasets.disable_progress_bars()

@@ -32,6 +32,8 @@ from pipeline.config.suggestions import (
     suggestions_of,
 )
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.reporting.summary import Phases, note_training, summary_lines
+from pipeline.run.header import print_header
 from pipeline.run.lock import discard_if_unused, discard_unclaimed
 from pipeline.run.recording import output_directory, quiet_libraries, record_config
 
@@ -48,6 +50,9 @@ class RunResult:
     ui_command: str | None = None
     seconds: float = 0.0
     trained: bool = False  # the training loop has ended
+    best_epoch: str | None = None  # "2 of 3 (val/accuracy 0.8120)"
+    stop_reason: str | None = None
+    phases: Phases = field(default_factory=Phases)  # where the time went
 
 
 @dataclass
@@ -95,6 +100,7 @@ def run(cfg: DictConfig) -> RunResult:
     except PipelineError:
         discard_unclaimed(output_directory())  # Hydra made it; nothing will go in it
         raise
+    quiet_libraries(sections.trainer.progress)  # before MLflow and datasets speak
     # Valid: only now the heavy imports (torch, mlflow), so a config error stays fast.
     from pipeline.run.lock import RunFolders
     from pipeline.training.interrupts import StopAtOnce
@@ -114,14 +120,16 @@ def tracked_run(cfg: DictConfig, sections: Sections, folders: Any) -> RunResult:
     """Start the run, train and test it, and end its tracked run with what happened."""
     from pipeline.runtime import distributed
 
-    ctx = start(cfg, sections, folders)
+    phases = Phases()
+    ctx = start(cfg, sections, folders, phases)
     tracker = ctx.tracker
-    result = RunResult(output_dir=ctx.out_dir, tracking=tracker.describe())
+    result = RunResult(output_dir=ctx.out_dir, tracking=tracker.describe(), phases=phases)
     try:
-        quiet_libraries(ctx.trainer.progress)
+        with phases.timing("logging"):
+            begin_tracking(cfg, ctx, sections.tracking)
+        print_header(ctx)
         for line in describe_applied(sections.suggested):
             print(line, flush=True)
-        begin_tracking(cfg, ctx, sections.tracking)
         if sections.suggested:
             tracker.set_tags({"suggested": " ".join(describe_applied(sections.suggested))})
         result.run_id = tracker.run_id
@@ -142,8 +150,9 @@ def tracked_run(cfg: DictConfig, sections: Sections, folders: Any) -> RunResult:
     return result
 
 
-def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
-    """Join torchrun's job, pick the device, lock the run's folders, find what to resume."""
+def start(cfg: DictConfig, sections: Sections, folders: Any, phases: Phases) -> Any:
+    """Join torchrun's job, pick the device, lock the run's folders, find what to resume,
+    connect to the tracking store (``phases``: its time counts as logging)."""
     import torch
 
     from pipeline.model.checkpoint import remove_partial_writes
@@ -173,7 +182,8 @@ def start(cfg: DictConfig, sections: Sections, folders: Any) -> Any:
             folders.claim(checkpoint_dir)
             for tmp in remove_partial_writes(checkpoint_dir):
                 print(f"removed {tmp}: a checkpoint write a killed run left unfinished")
-        tracker = make_tracker(tracking, journal=out_dir / "tracking.jsonl")
+        with phases.timing("logging"):
+            tracker = make_tracker(tracking, journal=out_dir / "tracking.jsonl")
     except BaseException:
         if job.is_main:
             discard_if_unused(out_dir)
@@ -213,16 +223,21 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
 
     from pipeline.model.assembly import count_parameters
     from pipeline.model.checkpoint import Checkpoint
+    from pipeline.reporting.model_table import parameter_table
     from pipeline.run.identity import log_datasets
     from pipeline.run.results import log_results
     from pipeline.runtime.seeding import seed_everything
     from pipeline.training.callbacks import LogMetrics
     from pipeline.training.loop import fit, prefixed
+    from pipeline.training.progress import evaluating
 
-    task.prepare(ctx)
-    log_datasets(ctx.tracker, str(ctx.cfg.data.name), getattr(task, "data_fingerprint", None))
-    from_data = adopt_data_suggestions(ctx, task)
-    resolved = record_config(ctx.cfg, ctx.tracker, ctx.out_dir)
+    phases = result.phases
+    with phases.timing("data"):
+        task.prepare(ctx)
+    with phases.timing("logging"):
+        log_datasets(ctx.tracker, str(ctx.cfg.data.name), getattr(task, "data_fingerprint", None))
+        from_data = adopt_data_suggestions(ctx, task)
+        resolved = record_config(ctx.cfg, ctx.tracker, ctx.out_dir)
     ctx.checkpoint_extra = {
         "config": resolved,
         "versions": {"pipeline": __version__, "torch": str(torch.__version__)},
@@ -236,20 +251,27 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     if ctx.resumed is None:  # a resumed run logs no params again
         ctx.tracker.log_params({"n_params": n_params})
     precision = f" ({ctx.amp_policy.describe()})" if ctx.amp is not None else ""
-    print(f"model: {n_params:,} parameters on {ctx.device}{precision}", flush=True)
+    print("\n".join(parameter_table(model, str(ctx.device), precision)), flush=True)
 
-    fitted = fit(task, model, ctx, callbacks=[LogMetrics(ctx.tracker), task])
+    logger = LogMetrics(ctx.tracker)
+    fitted = fit(task, model, ctx, callbacks=[logger, task])
     result.trained = True
+    note_training(result, fitted, ctx.trainer.max_epochs, logger.seconds)
     if not ctx.job.is_main:
         return  # training is done; rank 0 evaluates, reports and logs
     result.best_checkpoint = fitted.best_path
-    if fitted.best_path is not None:
-        model.load_state_dict(Checkpoint.load(fitted.best_path).model)
-    test = prefixed("test", task.evaluate(model, "test"))
+    weights = "the last weights"
+    with phases.timing("eval"):
+        if fitted.best_path is not None:
+            model.load_state_dict(Checkpoint.load(fitted.best_path).model)
+            weights = f"{fitted.best_path.name}, epoch {fitted.best_epoch}"
+        with evaluating(f"test ({weights})", ctx.trainer.progress):
+            test = prefixed("test", task.evaluate(model, "test"))
     val = {k: v for k, v in fitted.best_metrics().items() if k.startswith("val/")}
     result.metrics = {**val, **test}
-    log_results(ctx.tracker, fitted, test)  # before finish: the model it logs links them
-    task.finish(ctx, model, fitted, test)
+    with phases.timing("logging"):
+        log_results(ctx.tracker, fitted, test)  # before finish: the model it logs links them
+        task.finish(ctx, model, fitted, test)
 
 
 def adopt_data_suggestions(ctx: Any, task: Any) -> list[Suggestion]:
@@ -264,12 +286,4 @@ def adopt_data_suggestions(ctx: Any, task: Any) -> list[Suggestion]:
 
 
 def print_summary(result: RunResult) -> None:
-    lines = ["", "== run finished in " + f"{result.seconds:.0f}s =="]
-    lines += [f"  {k:<14} {v:.4f}" for k, v in sorted(result.metrics.items())]
-    lines.append(f"  outputs        {result.output_dir}")
-    if result.best_checkpoint:
-        lines.append(f"  checkpoint     {result.best_checkpoint}")
-    if result.run_id:
-        lines.append(f"  mlflow run     {result.run_id} ({result.tracking})")
-        lines.append(f"  open the UI    {result.ui_command}")
-    print("\n".join(lines), file=sys.stdout, flush=True)
+    print("\n".join(summary_lines(result)), file=sys.stdout, flush=True)

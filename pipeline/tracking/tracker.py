@@ -288,8 +288,10 @@ class MlflowTracker(Tracker):
         return self.uri
 
     def ui_command(self) -> str:
+        """Where to see this run: its page on a server (``http(s)://``), else ``mlflow ui``."""
         if self.uri.startswith("http"):
-            return f"open {self.uri}/#/experiments/{self.experiment_id}/runs"
+            run = f"/{self.run_id}" if self.run_id else ""
+            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs{run}"
         if self.uri.startswith("sqlite:///"):
             db = Path(self.uri[len("sqlite:///") :])
             if db.resolve() == (Path.cwd() / "mlflow.db").resolve():

@@ -36,6 +36,10 @@ class EpochBook:
     best_path: Path | None = None
     last_path: Path | None = None
     stopped_early: bool = False
+    # This process's seconds in the training steps and in validation (the run's time
+    # breakdown); not saved in checkpoints.
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
 
     def record(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Add an epoch's metrics; return whether it is the best so far."""

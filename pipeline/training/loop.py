@@ -32,9 +32,10 @@ from pipeline.training.callbacks import Callback
 from pipeline.training.context import RunContext
 from pipeline.training.guards import NonFiniteWatch, check_finite
 from pipeline.training.interrupts import ResumePoint, StopRequest, TrainingInterrupted
-from pipeline.training.progress import Progress
+from pipeline.training.progress import Progress, evaluating
 from pipeline.training.schedule import EpochSchedule
 from pipeline.training.step import make_optimizer, optimizer_step
+from pipeline.training.wrap import wrap_model
 
 #: Under torchrun the processes agree on a stop request (SIGINT / SIGTERM) with an all-reduce,
 #: which makes the host wait for the device: it runs every this many steps, not every step.
@@ -73,7 +74,7 @@ class _Loop:
         model.to(device)  # after: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it first runs
         policy = ctx.amp_policy  # see pipeline.runtime.amp: RNNs in fp32 outside autocast
         apply_policy(model, policy)
-        self.net = _wrap(model, ctx)
+        self.net = wrap_model(model, ctx)
         self.optimizer = make_optimizer(model.parameters(), ctx.optimizer, device)
         self.schedule = EpochSchedule(
             self.optimizer,
@@ -90,6 +91,8 @@ class _Loop:
             Path(ctx.checkpoint_dir),
             writes=ctx.job.is_main,
         )
+        self.overhead = 0.0  # seconds an epoch takes beyond its steps (validation...)
+        self.legend_shown = False  # the line that explains the epoch lines' "*"
 
     def run(self) -> EpochBook:
         at = ResumePoint()
@@ -98,8 +101,12 @@ class _Loop:
         with StopRequest() as self.stop:
             for epoch in range(at.epoch, self.ctx.trainer.max_epochs + 1):
                 lr = self.schedule.start_epoch(epoch)
+                started = time.perf_counter()
                 trained = self._train_epoch(epoch, at if epoch == at.epoch else ResumePoint())
+                ended = time.perf_counter()
+                self.book.train_seconds += ended - started
                 at = self._end_epoch(epoch, lr, trained)
+                self.overhead = time.perf_counter() - ended  # for the next epochs' run ETA
                 if self.book.stopped_early:
                     break
         self.average.finish()
@@ -116,6 +123,8 @@ class _Loop:
             trainer.progress if job.is_main else "none",
             trainer.log_every_n_steps,
             unit=self.task.unit,
+            epochs_after=trainer.max_epochs - epoch,
+            epoch_overhead=self.overhead,
         )
         # A resumed epoch's partial sums are over every process: rank 0 carries them.
         carried = bool(at.step) and job.is_main
@@ -189,12 +198,16 @@ class _Loop:
         book, trainer, task = self.book, self.ctx.trainer, self.task
         train_loss = trained.loss_sum / max(trained.seen, 1)
         check_finite(train_loss, epoch, book.checkpoint_dir)
+        started, shown = time.perf_counter(), trainer.progress if self.ctx.job.is_main else "none"
+        with evaluating(f"epoch {epoch}/{trainer.max_epochs} validation", shown):
+            val = prefixed("val", task.evaluate(self.average.evaluated, "validation"))
+        book.eval_seconds += time.perf_counter() - started
         metrics = {
             **task.train_metrics(train_loss),
             f"train/{task.unit}_per_s": trained.seen / max(trained.seconds, 1e-9),
             "train/epoch_seconds": trained.seconds,
             "train/lr": lr,
-            **prefixed("val", task.evaluate(self.average.evaluated, "validation")),
+            **val,
         }
         is_best = book.record(epoch, metrics)
         self.schedule.end_epoch(is_best)
@@ -215,6 +228,9 @@ class _Loop:
             + ("  *" if is_best else ""),
             flush=True,
         )
+        if not self.legend_shown:  # once, with the first epoch line
+            print(f"  (* = best {book.monitor} so far, saved to best.pt)", flush=True)
+            self.legend_shown = True
         for callback in self.callbacks:
             callback.on_epoch_end(epoch, metrics, self.model)
         if book.should_stop:
@@ -272,37 +288,3 @@ class _Loop:
 def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     """``{"loss": x}`` -> ``{"val/loss": x}``."""
     return {f"{prefix}/{name}": value for name, value in metrics.items()}
-
-
-def _wrap(model: nn.Module, ctx: RunContext) -> nn.Module:
-    """The module the steps call: DDP under torchrun, compiled if asked."""
-    job, device, net = ctx.job, ctx.device, model
-    if job.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        if job.rank > 0:  # its own dropout masks (the weights come from rank 0)
-            torch.manual_seed(ctx.seed + 7919 * job.rank)
-        net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if ctx.trainer.compile and _compiles_well(model, job.is_main):
-        net = torch.compile(net, dynamic=True)  # ragged batches: one graph for all lengths
-    return net
-
-
-def _compiles_well(model: nn.Module, speaks: bool) -> bool:
-    """False (with a warning) for a model with recurrent layers: torch.compile leaves an
-    ``nn.LSTM``/``GRU`` to its own cuDNN/oneDNN kernel (a graph break) and a cell loop is
-    unrolled over every length, so compiling takes long and gains nothing."""
-    recurrent = sorted(
-        {type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase | nn.RNNCellBase)}
-    )
-    if recurrent and speaks:
-        print(
-            f"warning: trainer.compile=true ignored: the model's recurrent layers "
-            f"({', '.join(recurrent)}) run their own fused kernels, which torch.compile "
-            "cannot improve on, and compiling them takes minutes. The model runs eagerly; "
-            "set trainer.compile=false to silence this.",
-            flush=True,
-        )
-    return not recurrent

@@ -48,11 +48,11 @@ def test_compile_skips_recurrent_models_with_a_warning(recurrent, tmp_path, caps
     RNN: such a model runs eagerly, and the run says why (issue 14)."""
     from pipeline.config.schemas import TrainerConfig
     from pipeline.training.context import local_context
-    from pipeline.training.loop import _wrap
+    from pipeline.training.wrap import wrap_model
 
     layer = nn.LSTM(8, 8, batch_first=True) if recurrent else nn.Linear(8, 8)
     model = nn.Sequential(nn.Embedding(50, 8), layer)
     ctx = local_context(TrainerConfig(compile=True, device="cpu"), checkpoint_dir=tmp_path)
-    net = _wrap(model, ctx)
+    net = wrap_model(model, ctx)
     warned = "trainer.compile=true ignored" in capsys.readouterr().out
     assert (net is model) == recurrent and warned == recurrent
