@@ -9,21 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from hydra.core.config_store import ConfigStore
 
+from pipeline.config.groups import GROUPS, schema_fields, schema_of  # noqa: F401 (the CLI's names)
 from pipeline.errors import ConfigError, did_you_mean
-
-GROUPS = (
-    "data",
-    "tokenizer",
-    "embedding",
-    "encoder",
-    "pooler",
-    "head",
-    "optimizer",
-    "trainer",
-    "tracking",
-    "task",
-    "experiment",
-)
 
 
 def group_options(group: str) -> set[str]:
@@ -65,32 +52,6 @@ def preset_choices(group: str, option: str) -> dict[str, str]:
         for key, value in item.items()
         if key.startswith("override /")
     }
-
-
-def schema_of(group: str, option: str) -> type | None:
-    """The config dataclass behind ``group=option``, where the core knows it."""
-    from pipeline import registry
-    from pipeline.config.schemas import OptimizerConfig, TrackingConfig, TrainerConfig
-
-    schemas: dict[str, type] = {
-        "trainer": TrainerConfig,
-        "optimizer": OptimizerConfig,
-        "tracking": TrackingConfig,
-    }
-    if group == "data":
-        from pipeline.data.corpus import CorpusConfig, corpus_presets
-        from pipeline.data.labelled import DataConfig
-
-        schemas["data"] = CorpusConfig if option in corpus_presets() else DataConfig
-    elif group in registry.ALL and option in registry.ALL[group]:
-        schemas[group] = registry.ALL[group].get(option).config
-    return schemas.get(group)
-
-
-def schema_fields(group: str, option: str) -> set[str] | None:
-    """Field names of the schema behind ``group=option``, where the core knows it."""
-    schema = schema_of(group, option)
-    return {f.name for f in dataclasses.fields(schema)} if schema else None
 
 
 def check_value_type(schema: type, key: str, field: str, override: str) -> None:

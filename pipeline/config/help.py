@@ -25,7 +25,7 @@ def help_texts(schema: type | None) -> dict[str, str]:
 
 def section_schema(group: str, section: Any) -> type | None:
     """The schema behind a composed section: its group's option, by the section's ``name``."""
-    from pipeline.config.cli import schema_of
+    from pipeline.config.groups import schema_of
     from pipeline.config.schemas import TaskConfig
 
     if group == "task":
@@ -58,7 +58,7 @@ def annotate(group: str, yaml_text: str, helps: dict[str, str]) -> list[str]:
 
 def config_with_help(cfg: DictConfig) -> str:
     """The whole composed config as YAML, with the help text of every key that has one."""
-    from pipeline.config.cli import GROUPS
+    from pipeline.config.groups import GROUPS
 
     out: list[str] = []
     for key in cfg:
