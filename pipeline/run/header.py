@@ -14,7 +14,7 @@ def header_lines(ctx: Any, overrides: list[str] | None) -> list[str]:
     job's command-line overrides, None outside Hydra)."""
     cfg, tracker = ctx.cfg, ctx.tracker
     name = tracker.run_name or "untracked"
-    title = f"== {name}: task {ctx.task.name} ({cfg.task.type}) on data {cfg.data.name} =="
+    title = f"== {name}: task {ctx.task.name} on data {cfg.data.name} =="
     changed = " ".join(overrides) if overrides else "none (the defaults)"
     resumed = f" · resumed from {ctx.checkpoint_dir}/last.pt" if ctx.resumed is not None else ""
     lines = [

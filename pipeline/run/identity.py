@@ -50,7 +50,7 @@ def description(cfg: DictConfig, params: dict[str, Any], command: str | None) ->
     parts = [f"{params[g]} {g}" for g in model if g in params]
     changed = [f"{k}={v}" for k, v in params.items() if "." in k]
     text = (
-        f"{choices.get('task', '?')} ({cfg.task.type}) on {choices.get('data', '?')}: "
+        f"{choices.get('task', '?')} on {choices.get('data', '?')}: "
         f"{', '.join(parts)}; optimizer {params.get('optimizer', '?')}, seed {params.get('seed')}"
         + (f"; experiment {params['experiment']}" if "experiment" in params else "")
         + ". Differs from the defaults: "

@@ -26,6 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 CHOICE_GROUPS = ("task", "data", "tokenizer", "embedding", "encoder", "pooler", "head", "optimizer")
 #: Groups whose keys are never hyper-parameters.
 NOT_COMPARED_GROUPS = ("tracking",)
+#: Fields that name what a group's choice is (the choice's param says them already):
+#: every group's ``name``, and the task's kind.
+IDENTITY_FIELDS = ("name", "type")
 #: Keys that change how a run is shown or where it writes, not what it trains.
 NOT_HYPERPARAMETERS = frozenset(
     {
@@ -33,7 +36,6 @@ NOT_HYPERPARAMETERS = frozenset(
         "trainer.log_every_n_steps",
         "trainer.checkpoint_dir",
         "trainer.resume",
-        "task.type",  # the task's own kind: the task choice says it
         "task.sample_prompt",  # the text sample a language model logs each epoch
         "task.sample_tokens",
     }
@@ -70,7 +72,8 @@ def hyperparameters(cfg: DictConfig, set_keys: Iterable[str] = ()) -> dict[str, 
         if not isinstance(node, dict) or group in NOT_COMPARED_GROUPS or group == "data":
             continue
         for key, value in flatten(node, f"{group}.").items():
-            if key.endswith(".name") or key in NOT_HYPERPARAMETERS or value is None:
+            identity = key.rsplit(".", 1)[-1] in IDENTITY_FIELDS
+            if identity or key in NOT_HYPERPARAMETERS or value is None:
                 continue
             default = schema_default(key, cfg)
             if key in explicit or default is NO_DEFAULT or value != default:

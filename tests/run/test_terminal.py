@@ -34,7 +34,7 @@ def test_a_run_reads_at_a_glance(in_tmp, capsys):  # noqa: F811
     # the header: task and data, seed and device, then the task's own line with split sizes
     title = next(i for i, line in enumerate(lines) if line.startswith("== "))
     data = next(i for i, line in enumerate(lines) if line.startswith("data: "))
-    assert "task sentiment (classification) on data files" in lines[title]
+    assert "task sentiment on data files" in lines[title]
     assert title < data and "seed 5 · device cpu" in out and "train " in lines[data]
 
     # the model's parts, each counted, adding up to every weight the checkpoint holds
@@ -99,7 +99,7 @@ def test_the_header_names_the_overrides_and_links_the_run():
         resumed=None,
     )
     text = "\n".join(header_lines(ctx, ["data=sst2", "encoder.hidden_size=16"]))
-    assert text.startswith("== lstm-h16-sst2-3f9a: task sentiment (classification) on data sst2")
+    assert text.startswith("== lstm-h16-sst2-3f9a: task sentiment on data sst2")
     assert "overrides  data=sst2 encoder.hidden_size=16" in text
     assert "seed 7 · device cpu" in text
     assert "http://127.0.0.1:5000/#/experiments/4/runs/abc123" in text
