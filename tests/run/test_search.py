@@ -56,6 +56,17 @@ def test_the_search_preset_resolves_its_direction_from_the_task(overrides, direc
     assert sweeper.sampler.seed == cfg.seed
 
 
+@needs_optuna
+def test_a_search_against_the_monitor_mode_is_refused_before_it_starts(tmp_path):
+    """Optuna's own default (minimize) on val/accuracy: one error line, nothing written."""
+    search = ["hydra/sweeper=optuna", "optimizer.lr=interval(1e-4,0.3)"]
+    done = run_pipeline("-m", *TINY, *search, cwd=tmp_path, env=cli_env())
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: hydra.sweeper.direction is minimize, but trainer.")
+    assert "hydra/sweeper=search" in done.stderr and "direction=maximize" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no sweep folder, no MLflow store
+
+
 def test_names_show_sampled_values_short_and_the_trial_number(monkeypatch):
     assert short_value("0.03751655787285152") == "0.03752"
     as_written = ["0.01", "1e-3", "128", "gru"]
