@@ -63,7 +63,7 @@ def description(cfg: DictConfig, params: dict[str, Any], command: str | None) ->
 def start_tracker(cfg: DictConfig, tracker: Any, ctx: Any) -> None:
     """Start the run's tracker (a child of the sweep's parent inside a sweep), named, tagged
     and described; a new run logs its params, a resumed one logs none again."""
-    from pipeline.run.sweep import child_name_suffix, current_sweep
+    from pipeline.run.sweep import child_name_suffix, current_sweep, trial_suffix
 
     tracking, task = ctx.tracking, ctx.task
     overrides, experiment = hydra_job()
@@ -72,7 +72,7 @@ def start_tracker(cfg: DictConfig, tracker: Any, ctx: Any) -> None:
     if not name:
         name = run_name(cfg)
         if sweep is not None:
-            name += child_name_suffix(overrides or [], sweep.swept)
+            name += child_name_suffix(overrides or [], sweep.swept) + trial_suffix(sweep)
         name += f"-{unique_suffix()}"
     params = run_params(cfg, override_keys(overrides or []), experiment)
     command = command_line(overrides) if overrides is not None else None

@@ -25,6 +25,8 @@ def output_directory() -> Path:
 
 #: The resolver in ``hydra.run.dir`` / ``hydra.sweep.dir`` (``conf/config.yaml``).
 TOKEN_RESOLVER = "run_token"
+#: The resolver in the search sweeper's ``direction`` (``conf/hydra/sweeper/search.yaml``).
+DIRECTION_RESOLVER = "search_direction"
 _token: str | None = None
 
 
@@ -43,11 +45,23 @@ def run_token() -> str:
     return _token
 
 
+def search_direction(mode: str) -> str:
+    """The sweeper's direction for a ``trainer.monitor_mode``: max -> maximize, min -> minimize
+    (``${search_direction:${trainer.monitor_mode}}`` in ``conf/hydra/sweeper/search.yaml``)."""
+    directions = {"max": "maximize", "min": "minimize"}
+    if mode not in directions:
+        raise ValueError(f"trainer.monitor_mode must be max or min, not {mode!r}")
+    return directions[mode]
+
+
 def register_resolvers() -> None:
     """``${run_token:}`` for the config. Cached, so that every job of a sweep (Hydra copies
-    the cache into each job's config, in worker processes too) sees its sweep's value."""
+    the cache into each job's config, in worker processes too) sees its sweep's value. And
+    ``${search_direction:...}`` for the search sweeper."""
     if not OmegaConf.has_resolver(TOKEN_RESOLVER):
         OmegaConf.register_new_resolver(TOKEN_RESOLVER, run_token, use_cache=True)
+    if not OmegaConf.has_resolver(DIRECTION_RESOLVER):
+        OmegaConf.register_new_resolver(DIRECTION_RESOLVER, search_direction)
 
 
 def git_commit() -> str:

@@ -52,6 +52,7 @@ class SweepInfo:
     experiment_id: str
     tracking_uri: str
     swept: list[str] = field(default_factory=list)  # keys that vary, e.g. encoder, optimizer.lr
+    search: bool = False  # a sweeper that picks the values (Optuna): children carry -trial<n>
 
 
 def sweep_overrides(overrides: list[str], sweeper_params: dict[str, Any] | None) -> dict[str, str]:
@@ -88,6 +89,17 @@ def parent_run_name(swept: dict[str, str]) -> str:
     return f"sweep-{body}"[:250]
 
 
+def short_value(value: str) -> str:
+    """A swept value as a name shows it: a sampled float to 4 significant digits
+    (``0.03751655787285152`` -> ``0.03752``), any other value as written (``1e-3``, ``gru``)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    short = f"{number:.4g}"
+    return short if float(short) != number else value
+
+
 def child_name_suffix(job_overrides: list[str], swept: list[str]) -> str:
     """The swept values a job's run name does not show yet: ``-lr=0.001``."""
     parts = []
@@ -95,8 +107,18 @@ def child_name_suffix(job_overrides: list[str], swept: list[str]) -> str:
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
         if key in swept and key not in NAMED_KEYS:
-            parts.append(f"{key.split('.')[-1]}={value}")
+            parts.append(f"{key.split('.')[-1]}={short_value(value)}")
     return "".join(f"-{part}" for part in parts)
+
+
+def trial_suffix(sweep: SweepInfo) -> str:
+    """``-trial3`` in a search (Hydra's job number: Optuna's trial number, in-memory study),
+    nothing in a plain sweep, whose values already tell its children apart."""
+    if not sweep.search:
+        return ""
+    from hydra.core.hydra_config import HydraConfig
+
+    return f"-trial{HydraConfig.get().job.num}"
 
 
 def current_sweep() -> SweepInfo | None:
@@ -189,7 +211,8 @@ class MlflowSweepCallback(Callback):
         params += [Param(f"fixed.{k}", str(v)[:6000]) for k, v in fixed.items()]
         if params:
             self.client.log_batch(run.info.run_id, params=params[:100])
-        self.info = SweepInfo(run.info.run_id, experiment_id, uri, list(swept))
+        search = not str(config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
+        self.info = SweepInfo(run.info.run_id, experiment_id, uri, list(swept), search)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(asdict(self.info)))
         print(f"mlflow sweep: parent run {run.info.run_id} ({parent_run_name(swept)})", flush=True)
