@@ -9,6 +9,7 @@ config) into ``<sweep dir>/.submitit/<job id>/`` and runs it in a new process, a
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,34 @@ def test_submitit_jobs_are_children_of_the_sweeps_parent(tmp_path, data_dir, hf_
     for name in runs:
         assert any(line.startswith(f"== {name}: ") for line in headers), name
         assert f"== {name}: " not in done.stdout
+
+
+SLURM = [  # the settings the README's cluster example sets
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.partition=gpu",
+    "hydra.launcher.timeout_min=120",
+    "hydra.launcher.gpus_per_node=1",
+    "hydra.launcher.cpus_per_task=8",
+    "hydra.launcher.mem_gb=32",
+]
+
+
+def test_slurm_settings_reach_the_sbatch_script(tmp_path, data_dir, hf_cache):
+    """With a stand-in ``sbatch`` that keeps the script it is given and refuses it: the
+    launcher settings become ``#SBATCH`` lines, and the refused sweep's parent ends FAILED."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")  # submitit looks for it first
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\nexit 1\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env = cli_env(data_dir, hf_cache, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    done = sweep(tmp_path, env, *SLURM, "encoder=lstm,gru")
+    assert done.returncode != 0
+    script = (tmp_path / "job.sh").read_text().splitlines()
+    for line in ("partition=gpu", "time=120", "gpus-per-node=1", "cpus-per-task=8", "mem=32GB"):
+        assert f"#SBATCH --{line}" in script
+    assert "#SBATCH --array=0-1%2" in script  # one array task per job, both at once
+    parent = runs_by_name(tmp_path)["sweep-encoder=lstm,gru"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["launcher"].endswith("submitit_launcher.SlurmLauncher")
