@@ -6,10 +6,12 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +97,33 @@ def stop(server: subprocess.Popen) -> None:
         server.wait()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)  # any worker still there
+
+
+def tail(path: Path, n: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def store_has_a_run(db: Path) -> bool:
+    """True once a run is recorded: the store's migrations are then done, so a server can
+    open it without migrating it a second time."""
+    if not db.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
+            return con.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop a child process (not its group): SIGTERM, then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()  # SIGTERM to `mlflow server` stops its workers too
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -4,29 +4,34 @@ looked at through Debian's Chromium driven by Playwright.
 Two shapes of sweep are accepted: the jobs as two top-level runs, or one parent run (named
 ``sweep...``, tag ``pipeline.run.sweep=parent``) with the jobs nested under it
 (``mlflow.parentRunId``). In the second shape the parent row is expanded so that the children
-show. Skipped only where the ``playwright`` package or ``/usr/bin/chromium`` is missing; set
-``PIPELINE_TEST_SCREENSHOTS`` to keep the screenshots somewhere of your choosing.
+show. Checked against what the sweep printed: each child's best ``val/accuracy`` in the runs
+list's ``best/val/accuracy`` column, the compare page's default parallel coordinates axes
+(the swept keys), ``test/accuracy`` on each logged model's page. Skipped only where the
+``playwright`` package or ``/usr/bin/chromium`` is missing; set ``PIPELINE_TEST_SCREENSHOTS``
+to keep the screenshots (runs list, compare page, model page) somewhere of your choosing.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import sqlite3
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.servers import answers, free_port, launch_mlflow_server
+from tests.servers import (
+    answers,
+    free_port,
+    launch_mlflow_server,
+    stop_process,
+    store_has_a_run,
+    tail,
+)
+from tests.terminal_output import terminal_leaderboard, terminal_summaries
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -50,6 +55,8 @@ if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         allow_module_level=True,
     )
 
+from tests import browser_ui as web  # noqa: E402  (Playwright is there)
+
 SWEEP = [
     "-m",
     "task=sentiment",
@@ -57,16 +64,17 @@ SWEEP = [
     "encoder=lstm,gru",
     "data.max_train_samples=1000",
     "data.max_eval_samples=200",
-    "trainer.max_epochs=1",
+    "trainer.max_epochs=2",  # so that a best epoch can differ from the last
     "encoder.hidden_size=16",
     "embedding.dim=16",
     "tokenizer.vocab_size=2000",
     "trainer.progress=log",
-    "tracking.log_model=false",  # ~4 s a job, and nothing here looks at the model
 ]
 ENCODERS = {"lstm", "gru"}
 METRIC = "val/accuracy"
-TIMEOUT_MS = 60_000
+BEST = f"best/{METRIC}"  # the best epoch's, logged once: the runs list shows it as it is
+SWEPT = {arg.split("=")[0] for arg in SWEEP if "," in arg}
+DERIVED = {"n_params"}  # a param that differs because the swept encoder does
 PARENT_TAG = "pipeline.run.sweep"
 
 
@@ -76,35 +84,37 @@ class Sweep:
     experiment_id: str
     parent: object | None  # mlflow Run, or None where the jobs are top-level runs
     children: list  # mlflow Runs, one per job
+    models: dict  # run id -> the LoggedModel it logged
+    log: str  # what the sweep printed (stdout and stderr)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # SIGTERM to `mlflow server` stops its workers too
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+def recorded_sweep(db: Path, cwd: Path, sweep_log: Path) -> Sweep:
+    """The sweep as the store holds it: its parent (if any), its two children, their models."""
+    from mlflow.tracking import MlflowClient
 
-
-def tail(path: Path, n: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-def store_has_a_run(db: Path) -> bool:
-    """True once a run is recorded: the store's migrations are then done, so a server can
-    open it without migrating it a second time."""
-    if not db.is_file():
-        return False
-    try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
-            return con.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
-    except sqlite3.Error:
-        return False
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("sentiment")
+    assert experiment is not None, f"no experiment 'sentiment':\n{tail(sweep_log)}"
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [
+        r
+        for r in runs
+        if r.data.tags.get(PARENT_TAG) == "parent" or r.info.run_name.startswith("sweep")
+    ]
+    assert len(parents) <= 1, [r.info.run_name for r in parents]
+    parent = parents[0] if parents else None
+    children = [r for r in runs if parent is None or r.info.run_id != parent.info.run_id]
+    assert {r.data.tags.get("encoder") for r in children} == ENCODERS, [
+        (r.info.run_name, r.data.tags.get("encoder")) for r in children
+    ]
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    if parent is not None:
+        for child in children:
+            assert child.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    models = {m.source_run_id: m for m in client.search_logged_models([experiment.experiment_id])}
+    assert {c.info.run_id for c in children} <= set(models), "a child logged no model"
+    log = sweep_log.read_text(errors="replace")
+    return Sweep(cwd, experiment.experiment_id, parent, children, models, log)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +147,7 @@ def ui(tmp_path_factory, data_dir, hf_cache) -> Iterator[tuple[Sweep, str]]:
             stderr=subprocess.STDOUT,
         )
         try:
-            from mlflow.tracking import MlflowClient  # imported while the sweep starts
+            import mlflow.tracking  # noqa: F401  imported while the sweep starts
 
             deadline = time.monotonic() + 300
             while sweep.poll() is None and not store_has_a_run(db):
@@ -158,9 +168,9 @@ def ui(tmp_path_factory, data_dir, hf_cache) -> Iterator[tuple[Sweep, str]]:
                     db, port, cwd, artifacts=cwd / "mlruns", env=env, log=server_out
                 )
         except BaseException:
-            stop(sweep)
+            stop_process(sweep)
             if server is not None:
-                stop(server)
+                stop_process(server)
             raise
     try:
         deadline = time.monotonic() + 90
@@ -171,29 +181,10 @@ def ui(tmp_path_factory, data_dir, hf_cache) -> Iterator[tuple[Sweep, str]]:
             )
             time.sleep(0.5)
 
-        client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-        experiment = client.get_experiment_by_name("sentiment")
-        assert experiment is not None, f"no experiment 'sentiment':\n{tail(sweep_log)}"
-        runs = client.search_runs([experiment.experiment_id])
-        parents = [
-            r
-            for r in runs
-            if r.data.tags.get(PARENT_TAG) == "parent" or r.info.run_name.startswith("sweep")
-        ]
-        assert len(parents) <= 1, [r.info.run_name for r in parents]
-        parent = parents[0] if parents else None
-        children = [r for r in runs if parent is None or r.info.run_id != parent.info.run_id]
-        assert {r.data.tags.get("encoder") for r in children} == ENCODERS, [
-            (r.info.run_name, r.data.tags.get("encoder")) for r in children
-        ]
-        assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
-        if parent is not None:
-            for child in children:
-                assert child.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-        yield Sweep(cwd, experiment.experiment_id, parent, children), base
+        yield recorded_sweep(db, cwd, sweep_log), base
     finally:
-        stop(sweep)
-        stop(server)
+        stop_process(sweep)
+        stop_process(server)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +202,7 @@ def page(browser) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     try:
         page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
+        page.set_default_timeout(web.TIMEOUT_MS)
         yield page
     finally:
         context.close()
@@ -227,201 +218,80 @@ def screenshot_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-def visible_text(page, limit: int = 2500) -> str:
-    try:
-        return f"{page.url}\n{page.inner_text('body', timeout=5000)[:limit]}"
-    except Exception as error:  # the page itself may be what broke
-        return f"{page.url}\n(no page text: {error})"
-
-
-def wait_for_text(page, text: str, timeout: int = TIMEOUT_MS):
-    """The first visible element whose text is exactly ``text``; on timeout, say what the
-    page shows instead."""
-    found = page.get_by_text(text, exact=True).filter(visible=True).first
-    try:
-        found.wait_for(state="visible", timeout=timeout)
-    except sync_api.TimeoutError:
-        pytest.fail(
-            f"{text!r} did not appear within {timeout / 1000:g} s; the page shows:\n"
-            f"{visible_text(page)}",
-            pytrace=False,
-        )
-    return found
-
-
-def close_assistant(page) -> None:
-    """The UI opens an "MLflow Assistant" panel beside every page; close it for the
-    screenshots (where a future UI has no such panel, nothing happens)."""
-    close = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
-    if close.count() and close.first.is_visible():
-        close.first.click()
-
-
-def fit_viewport(page, bottom: str | None = None) -> None:
-    """Grow the viewport so that one screenshot shows the page from its top down to the
-    element ``bottom`` (a CSS selector), or all of it: the UI scrolls inside <main>, so a
-    full-page screenshot alone shows only the first screen."""
-    page.evaluate("() => document.querySelectorAll('main').forEach(m => { m.scrollTop = 0; })")
-    if bottom is not None and page.locator(bottom).count():
-        height = page.locator(bottom).last.evaluate("e => e.getBoundingClientRect().bottom + 60")
-    else:
-        height = page.evaluate(
-            """() => Math.max(document.documentElement.scrollHeight,
-                 ...Array.from(document.querySelectorAll('main'), m =>
-                     m.scrollHeight + m.getBoundingClientRect().top))"""
-        )
-    page.set_viewport_size({"width": 1600, "height": int(min(max(height, 1000), 8000))})
-    page.wait_for_timeout(800)  # let the grids re-render at the new size
-
-
-def screenshot(page, path: Path, capsys) -> None:
-    page.screenshot(path=str(path), full_page=True)
-    with capsys.disabled():
-        print(f"\nscreenshot: {path}")
-
-
-def format_metric(value: float) -> str:
-    """MLflow UI's ``Utils.formatMetric``: how the compare view prints a metric value."""
-
-    def js_round(x: float, digits: int) -> str:
-        scaled = math.floor(x * 10**digits + 0.5) / 10**digits  # JavaScript's Math.round
-        return str(int(scaled)) if scaled == int(scaled) else repr(scaled)
-
-    if value == 0:
-        return "0"
-    if abs(value) < 1e-3:
-        mantissa, exponent = f"{value:.3e}".split("e")
-        return f"{mantissa}e{int(exponent):+d}"
-    if abs(value) < 10:
-        return js_round(value, 3)
-    if abs(value) < 100:
-        return js_round(value, 2)
-    return js_round(value, 1)
-
-
 def test_format_metric_matches_the_ui() -> None:
-    assert format_metric(0.535) == "0.535"
-    assert format_metric(0.54449) == "0.544"
-    assert format_metric(1.0) == "1"
-    assert format_metric(404.6812) == "404.7"
-    assert format_metric(12.345) == "12.35"
-    assert format_metric(0.000123456) == "1.235e-4"
+    assert web.format_metric(0.535) == "0.535"
+    assert web.format_metric(0.54449) == "0.544"
+    assert web.format_metric(1.0) == "1"
+    assert web.format_metric(404.6812) == "404.7"
+    assert web.format_metric(12.345) == "12.35"
+    assert web.format_metric(0.000123456) == "1.235e-4"
 
 
-def test_runs_view_shows_the_sweep(ui, page, screenshot_dir, capsys) -> None:
+def test_runs_list_shows_the_best_val_accuracy_the_terminal_printed(
+    ui, page, screenshot_dir, capsys
+) -> None:
+    """Each child's ``best/val/accuracy`` column in the runs list (added as a user adds it)
+    shows what the child's summary and the leaderboard printed: the best epoch's."""
     sweep, base = ui
-    page.goto(f"{base}/#/experiments/{sweep.experiment_id}/runs", wait_until="domcontentloaded")
-    names = [child.info.run_name for child in sweep.children]
-    if sweep.parent is not None:
-        wait_for_text(page, sweep.parent.info.run_name)
-        page.wait_for_timeout(500)
-        shown = page.get_by_text(names[0], exact=True).filter(visible=True)
-        if not shown.count():  # collapsed: open the parent's expander (a button by its name)
-            row = page.locator(f'[role="row"][row-id="{sweep.parent.info.run_id}"]')
-            expander = row.locator('[col-id*="Run Name"] button').first
-            try:
-                expander.click(timeout=10_000)
-            except sync_api.TimeoutError:
-                pytest.fail(
-                    "no expander on the parent run's row; the page shows:\n" + visible_text(page),
-                    pytrace=False,
-                )
-    for name in names:
-        wait_for_text(page, name)
-    if sweep.parent is not None:
-        assert page.get_by_text(sweep.parent.info.run_name, exact=True).first.is_visible()
-    close_assistant(page)
-    fit_viewport(page)
-    screenshot(page, screenshot_dir / "mlflow-runs.png", capsys)
-
-
-def test_compare_view_shows_both_runs_and_the_metric(ui, page, screenshot_dir, capsys) -> None:
-    sweep, base = ui
-    ids = [child.info.run_id for child in sweep.children]
-    query = urllib.parse.urlencode(
-        {"runs": json.dumps(ids), "experiments": json.dumps([sweep.experiment_id])},
-        quote_via=urllib.parse.quote,
-    )
-    page.goto(f"{base}/#/compare-runs?{query}", wait_until="domcontentloaded")
-    wait_for_text(page, f"Comparing {len(ids)} Runs from 1 Experiment")
+    printed = terminal_summaries(sweep.log)
+    board = terminal_leaderboard(sweep.log, BEST)
+    web.open_runs_list(page, base, sweep)
+    web.show_metric_column(page, BEST)
     for child in sweep.children:
-        wait_for_text(page, child.info.run_name)
-    # The Metrics table is two virtualized grids side by side (names | values), each 300 px
-    # high and scrolling inside itself. The value cells on the metric's line share its `top`;
-    # left to right they are the runs in the order asked for.
-    label = page.get_by_role("link", name=METRIC, exact=True).first
-    try:
-        label.wait_for(state="attached", timeout=TIMEOUT_MS)
-    except sync_api.TimeoutError:
-        pytest.fail(
-            f"no {METRIC!r} in the metrics table; the page shows:\n{visible_text(page, 6000)}",
-            pytrace=False,
-        )
-    line = label.evaluate(
-        """label => {
-            const cell = label.closest('div[style*="top"]');
-            const own = cell.closest('.ReactVirtualized__Grid');
-            return Array.from(document.querySelectorAll('.ReactVirtualized__Grid'))
-                .filter(grid => grid !== own)
-                .flatMap(grid => Array.from(grid.querySelectorAll('div[style*="top"]')))
-                .filter(d => d.style.top === cell.style.top)
-                .sort((a, b) => parseFloat(a.style.left) - parseFloat(b.style.left))
-                .map(d => d.innerText.trim());
-        }"""
-    )
-    expected = [format_metric(child.data.metrics[METRIC]) for child in sweep.children]
-    assert line == expected, (
-        f"the {METRIC} line shows {line}, expected {expected} for "
-        f"{[child.info.run_name for child in sweep.children]}"
-    )
+        name, stored = child.info.run_name, child.data.metrics[BEST]
+        terminal = printed[name][f"best {METRIC}"]  # "best epoch 1 of 2 (val/accuracy 0.5450)"
+        assert board[name] == terminal == printed[name][METRIC], (name, board, printed[name])
+        assert abs(stored - terminal) <= 5e-5, f"{name}: stored {stored}, printed {terminal}"
+        shown = web.runs_list_cell(page, child.info.run_id, BEST)
+        assert shown == web.format_metric(stored), f"{name}: the list shows {shown}, not {stored}"
+        assert abs(float(shown) - terminal) <= 5e-4 + 5e-5, f"{name}: {shown} vs {terminal}"
+    web.fit_viewport(page)
+    web.screenshot(page, screenshot_dir / "mlflow-runs.png", capsys)
 
-    close_assistant(page)
+
+def test_compare_view_plots_the_swept_keys_and_shows_the_metric(
+    ui, page, screenshot_dir, capsys
+) -> None:
+    sweep, base = ui
+    web.open_runs_list(page, base, sweep)
+    children = web.select_and_compare(page, sweep)
+    for child in children:
+        web.wait_for_text(page, child.info.run_name)
+    axes = web.plot_axes(page)
+    with capsys.disabled():
+        print(f"\nparallel coordinates axes: {axes}")
+    web.check_plot_axes(axes, children, SWEPT, DERIVED)
+    # The Metrics table: its BEST line holds each run's value, left to right in URL order.
+    label = web.metric_label(page, BEST)
+    expected = [web.format_metric(child.data.metrics[BEST]) for child in children]
+    line = web.metric_line(label)
+    assert line == expected, f"the {BEST} line shows {line}, expected {expected}"
+    web.close_assistant(page)
     diff_only = page.locator('button[aria-label="Parameters - Show diff only"]')
     if diff_only.count():  # keep the screenshot to the parameters that differ
         diff_only.first.click()
-    fit_viewport(page, bottom=".ReactVirtualized__Grid")  # down to the Metrics table
-    # Scroll the values grid (the one a user scrolls) so the metric's line shows. The names
-    # grid follows it one scroll event late (it copies the values grid's previous scrollTop),
-    # hence the last two steps.
-    target = label.evaluate(
-        """label => {
-            const own = label.closest('.ReactVirtualized__Grid');
-            const grid = Array.from(document.querySelectorAll('.ReactVirtualized__Grid'))
-                .find(g => g !== own);
-            const top = parseFloat(label.closest('div[style*="top"]').style.top) - 90;
-            return Math.max(1, Math.min(top, grid.scrollHeight - grid.clientHeight));
-        }"""
-    )
-    for top in (target, target - 1, target):
-        label.evaluate(
-            """(label, top) => {
-                const own = label.closest('.ReactVirtualized__Grid');
-                document.querySelectorAll('.ReactVirtualized__Grid').forEach(grid => {
-                    if (grid !== own) grid.scrollTop = top;
-                });
-            }""",
-            top,
-        )
-        page.wait_for_timeout(250)
-    # what a reader sees: the name and both values on one line, inside the table's window
-    seen = label.evaluate(
-        """label => {
-            const cell = label.closest('div[style*="top"]');
-            const own = cell.closest('.ReactVirtualized__Grid');
-            const middle = r => r.top + r.height / 2;
-            const window_ = own.getBoundingClientRect();
-            const values = Array.from(document.querySelectorAll('.ReactVirtualized__Grid'))
-                .filter(grid => grid !== own)
-                .flatMap(grid => Array.from(grid.querySelectorAll('div[style*="top"]')))
-                .filter(d => d.style.top === cell.style.top);
-            const name = middle(cell.getBoundingClientRect());
-            return {
-                inside: name > window_.top && name < window_.bottom,
-                offsets: values.map(v => Math.round(middle(v.getBoundingClientRect()) - name)),
-            };
-        }"""
-    )
+    web.fit_viewport(page, bottom=".ReactVirtualized__Grid")  # down to the Metrics table
+    seen = web.scroll_to_line(page, label)
     assert seen["inside"] and all(abs(dy) <= 3 for dy in seen["offsets"]), (
-        f"{METRIC} and its values are not on one visible line: {seen}"
+        f"{BEST} and its values are not on one visible line: {seen}"
     )
-    screenshot(page, screenshot_dir / "mlflow-compare.png", capsys)
+    web.screenshot(page, screenshot_dir / "mlflow-compare.png", capsys)
+
+
+def test_logged_model_page_shows_test_accuracy(ui, page, screenshot_dir, capsys) -> None:
+    """Each child's logged model (named after its run) lists ``test/accuracy``, the value
+    the child's summary printed."""
+    sweep, base = ui
+    printed = terminal_summaries(sweep.log)
+    for n, child in enumerate(sweep.children):
+        model, name = sweep.models[child.info.run_id], child.info.run_name
+        assert model.name == name
+        page.goto(f"{base}/#/experiments/{sweep.experiment_id}/models/{model.model_id}")
+        web.wait_for_text(page, model.model_id)
+        cells = web.model_metric_row(page, "test/accuracy")
+        terminal = printed[name]["test/accuracy"]
+        assert abs(float(cells[-1]) - terminal) <= 5e-5, f"{name}: {cells} vs {terminal}"
+        if n == 0:
+            web.close_assistant(page)
+            web.fit_viewport(page)
+            web.screenshot(page, screenshot_dir / "mlflow-model.png", capsys)
