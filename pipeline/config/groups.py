@@ -1,9 +1,11 @@
-"""The config groups the command line knows, and the schema behind each option: shared by
-the CLI's checks and ``--help``, with no import of either."""
+"""What the command line chooses: the config groups, the schema behind each option, and this
+Hydra job's own overrides. Shared by the CLI's checks, ``--help``, suggestions and the run,
+with no import of any of them."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 GROUPS = (
     "data",
@@ -44,3 +46,18 @@ def schema_fields(group: str, option: str) -> set[str] | None:
     """Field names of the schema behind ``group=option``, where the core knows it."""
     schema = schema_of(group, option)
     return {f.name for f in dataclasses.fields(schema)} if schema else None
+
+
+def job_overrides() -> list[str]:
+    """This Hydra job's own overrides (``encoder=gru``), or [] outside a Hydra job."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def override_keys(overrides: Iterable[str]) -> list[str]:
+    """The keys ``key=value`` overrides set (``+key=...``, ``~key=...`` too)."""
+    return [item.split("=", 1)[0].lstrip("+~") for item in overrides if "=" in item]

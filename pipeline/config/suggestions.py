@@ -19,12 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from pipeline.config.schemas import schema_default
+from pipeline.config.groups import job_overrides, override_keys
+from pipeline.config.schemas import NO_DEFAULT, schema_default
 
 #: The groups whose chosen option's config may suggest settings.
 SUGGESTING_GROUPS = ("embedding", "encoder", "pooler", "head")
-
-_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -60,8 +59,8 @@ def apply_suggestions(
         key = suggestion.key
         if key in given:
             continue
-        current = OmegaConf.select(cfg, key, default=_UNKNOWN)
-        if current is _UNKNOWN or current != schema_default(key, cfg):
+        current = OmegaConf.select(cfg, key, default=NO_DEFAULT)
+        if current is NO_DEFAULT or current != schema_default(key, cfg):
             continue
         with open_dict(cfg):
             OmegaConf.update(cfg, key, suggestion.value, merge=False)
@@ -99,10 +98,4 @@ def describe_applied(applied: list[Suggestion]) -> list[str]:
 def command_line_keys() -> set[str]:
     """The keys this Hydra job's overrides set (``optimizer.lr=1e-3`` -> ``optimizer.lr``);
     empty outside a Hydra job."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:
-        return set()
-    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    return set(override_keys(job_overrides()))

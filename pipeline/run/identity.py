@@ -12,7 +12,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from pipeline import __version__
-from pipeline.run.params import override_keys, run_params
+from pipeline.config.groups import override_keys
+from pipeline.run.params import run_params
 from pipeline.run.recording import git_commit, run_name
 from pipeline.tracking.extras import DatasetRef
 

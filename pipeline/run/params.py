@@ -113,8 +113,3 @@ def run_params(
     if cfg.get("seed") is not None:
         params["seed"] = cfg.seed
     return {k: v for k, v in params.items() if v is not None}
-
-
-def override_keys(overrides: Iterable[str]) -> list[str]:
-    """The keys a command line's ``key=value`` overrides set (``+key``, ``~key`` too)."""
-    return [item.split("=", 1)[0].lstrip("+~") for item in overrides if "=" in item]

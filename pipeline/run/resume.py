@@ -225,13 +225,8 @@ def find_resume(cfg: Any, trainer: Any, tracking_uri: str | None) -> Any:
 
 def resume_command(checkpoint: str | Path) -> str:
     """The command line that goes on from ``checkpoint``: this run's overrides + resume."""
-    overrides: list[str] = []
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    from pipeline.config.groups import job_overrides
 
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:
-        pass
-    kept = [o for o in overrides if not o.lstrip("+~").startswith("trainer.resume=")]
+    kept = [o for o in job_overrides() if not o.lstrip("+~").startswith("trainer.resume=")]
     words = ["python", "-m", "pipeline", *kept, f"trainer.resume={checkpoint}"]
     return " ".join(shlex.quote(w) for w in words)

@@ -138,16 +138,6 @@ def current_sweep() -> SweepInfo | None:
     return SweepInfo(**json.loads(path.read_text()))
 
 
-def job_overrides() -> list[str]:
-    """This Hydra job's own overrides (``encoder=gru``), or [] outside Hydra."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:
-        return []
-
-
 def best_child(runs: list[Any], scores: dict[str, float], mode: str) -> Any | None:
     """The run with the best score (``scores``: run id -> its best monitored value)."""
     scored = [r for r in runs if r.info.run_id in scores]
