@@ -110,15 +110,10 @@ def metric_columns(rows: Sequence[Row], score_name: str) -> list[str]:
 
 
 def clock(seconds: float | None) -> str:
-    """``12.3s``, ``4m05s``, ``1h02m``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m"
+    """A run's time as every summary writes it (``3.0s``, ``1m05s``); ``-`` when unknown."""
+    from pipeline.training.progress import duration
+
+    return "-" if seconds is None else duration(seconds)
 
 
 def number(value: float | None) -> str:
