@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from pipeline import registry
 from pipeline.config.schemas import component_configs
 from pipeline.errors import ConfigError
+from pipeline.model.mask_probe import warn_if_mask_ignored
 
 
 class SequenceClassifier(nn.Module):
@@ -49,6 +50,7 @@ def build_model(
     else:
         embedding = embedding_cls(configs["embedding"], vocab_size, pad_id)
     encoder = build["encoder"](configs["encoder"], embedding.output_dim)
+    warn_if_mask_ignored(encoder, configs["encoder"].name)
     pooler = build["pooler"](configs["pooler"], encoder.output_dim)
     head = build["head"](configs["head"], pooler.output_dim, num_classes)
     return SequenceClassifier(embedding, encoder, pooler, head)
@@ -87,6 +89,7 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
         )
     embedding = build["embedding"](configs["embedding"], vocab_size, pad_id)
     encoder = build["encoder"](configs["encoder"], embedding.output_dim)
+    warn_if_mask_ignored(encoder, configs["encoder"].name)
     if not getattr(encoder, "causal", False):
         raise ConfigError(
             f"encoder={configs['encoder'].name} is not causal (it reads the tokens a language "

@@ -22,16 +22,21 @@ It checks what the core relies on (see ``pipeline.contracts``):
 * ``state dict``: a fresh instance loading the state dict gives the same outputs;
 * ``causal`` (encoders that claim ``causal = True``): changing later tokens never changes an
   earlier step, and running a sequence in two halves, passing ``state`` from the first to
-  the second, equals running it whole (what language models rely on).
+  the second, equals running it whole (what language models rely on);
+* ``state`` (causal encoders that return ``state``): the state after a right-padded batch
+  is each row's state at its last real token, so continuing from it (``state=``) gives
+  every row the same next steps as continuing from that row run alone.
 
-Each check runs even when another failed; the report lists every failure in words.
+The state rule: ``state`` may be any nest of tensors in tuples, lists and dicts (the loop
+detaches it, moves it between devices and saves it on interrupt), taken at each row's last
+real token, never run on through padding.
+
+Each check runs even when another failed; the report lists every failure in words. A broken
+encoder (an import, a config or a constructor that fails) is a named failure, never a crash.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -39,58 +44,36 @@ from torch import Tensor
 
 from pipeline import registry
 from pipeline.contracts import Encoder, EncoderOutput
+from pipeline.testing.report import CheckError, Report, build, check_config, label, resolve
+from pipeline.testing.tensors import (
+    close,
+    deterministic,
+    mask_of,
+    missing_gradients,
+    noisy,
+    random_loss,
+    same_after_load,
+)
 
 #: Lengths of the test batch: a full row, shorter ones, a single token, an empty row.
 LENGTHS = (7, 4, 1, 0)
 
 
-class EncoderCheckError(AssertionError):
+class EncoderCheckError(CheckError):
     """Raised by :meth:`EncoderReport.assert_ok` with every failure listed."""
 
 
-@dataclass
-class EncoderReport:
-    """The outcome of :func:`check_encoder`: which checks passed and why others failed."""
+class EncoderReport(Report):
+    """The outcome of :func:`check_encoder` (a :class:`~pipeline.testing.report.Report`)."""
 
-    encoder: str
-    passed: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    error = EncoderCheckError
+
+    def __init__(self, encoder: str) -> None:
+        super().__init__("encoder", encoder)
 
     @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def assert_ok(self) -> None:
-        if self.failures:
-            raise EncoderCheckError(str(self))
-
-    def __str__(self) -> str:
-        lines = [f"encoder '{self.encoder}': {len(self.passed)} checks passed, "]
-        lines[0] += f"{len(self.failures)} failed"
-        lines += [f"  FAIL {message}" for message in self.failures]
-        lines += [f"  ok   {name}" for name in self.passed]
-        return "\n".join(lines)
-
-
-def _entry_for(encoder: str | type, config: Any) -> registry.Entry:
-    if isinstance(encoder, str):
-        if encoder not in registry.encoders:  # a plugin's own tests: load the entry points
-            from pipeline.plugins import load_plugins
-
-            load_plugins()
-        return registry.encoders.get(encoder)
-    target = f"{encoder.__module__}:{encoder.__qualname__}"
-    for entry in registry.encoders.entries():
-        if entry.target == target and entry.cls is encoder:  # imports only that one
-            return entry
-    if config is None:
-        raise ValueError(
-            f"{encoder.__qualname__} is not registered: decorate it with "
-            "@encoders.register(name, config=...) (or declare it), or pass its config to "
-            "check_encoder."
-        )
-    name = getattr(config, "name", "") or encoder.__qualname__
-    return registry.Entry(name, encoder, type(config), provider="(not registered)")
+    def encoder(self) -> str:
+        return self.name
 
 
 def _outputs(output: EncoderOutput) -> dict[str, Tensor]:
@@ -98,19 +81,6 @@ def _outputs(output: EncoderOutput) -> dict[str, Tensor]:
     named = {"sequence": output.sequence, "final": output.final, "pooled": output.pooled}
     named["attention"] = output.attention
     return {k: v for k, v in named.items() if v is not None}
-
-
-def _mask(lengths: Tensor, width: int) -> Tensor:
-    return torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
-
-
-def _close(a: Tensor, b: Tensor, atol: float, rtol: float) -> str | None:
-    """None when close, else a short description of the largest difference."""
-    if a.shape != b.shape:
-        return f"shapes {tuple(a.shape)} and {tuple(b.shape)} differ"
-    if torch.allclose(a, b, atol=atol, rtol=rtol):
-        return None
-    return f"max abs difference {float((a - b).abs().max()):.3g} (atol {atol}, rtol {rtol})"
 
 
 def check_encoder(
@@ -128,65 +98,40 @@ def check_encoder(
     ``encoder`` is a registered name or class. The config is ``config`` when given, else the
     registered config dataclass with ``fields`` set (keep sizes small: the checks are quick).
     """
-    entry = _entry_for(encoder, config)
-    if config is None:
-        config = entry.config(name=entry.name, **fields)
-    report = EncoderReport(entry.name)
+    report = EncoderReport(label(encoder))
+    found = resolve(report, registry.encoders, encoder, config, fields)
+    if found is None:
+        return report
+    entry, config = found
 
-    def check(name: str, body: Callable[[], str | None]) -> None:
-        try:
-            problem = body()
-        except Exception as exc:  # a crash is a failure of that check, not of the kit
-            problem = f"raised {type(exc).__name__}: {exc}"
-        if problem:
-            report.failures.append(f"{name}: {problem}")
-        else:
-            report.passed.append(name)
-
-    def build(build_seed: int) -> Encoder:
+    def make(build_seed: int) -> Encoder:
         torch.manual_seed(build_seed)
         return entry.cls(config, input_dim)
 
-    try:
-        module = build(seed).eval()
-    except Exception as exc:
-        report.failures.append(
-            f"construct: {entry.cls.__qualname__}(config, {input_dim}) raised "
-            f"{type(exc).__name__}: {exc}"
-        )
+    report.run("config", lambda: check_config(config, registry.encoders, entry.name))
+    what = f"{entry.cls.__qualname__}(config, {input_dim})"
+    module = build(report, what, lambda: make(seed).eval())
+    if module is None:
         return report
-
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.tensor(LENGTHS)
     width = int(lengths.max())
     x = torch.randn(len(LENGTHS), width, input_dim, generator=generator)
-    mask = _mask(lengths, width)
+    mask = mask_of(lengths, width)
 
-    check("config", lambda: _check_config(config, entry))
-    check("dims", lambda: _check_dims(module, x, mask, input_dim))
-    check("padding", lambda: _check_padding(module, x, mask, lengths, generator, atol, rtol))
-    check("empty rows", lambda: _check_empty_rows(module, x, mask, input_dim))
-    check("gradients", lambda: _check_gradients(build(seed), x, mask, generator))
-    check("eval determinism", lambda: _check_determinism(module, x, mask))
-    check("state dict", lambda: _check_state_dict(module, build(seed + 1), x, mask, atol, rtol))
+    def run(m: Encoder) -> dict[str, Tensor]:
+        return _outputs(m(x, mask))
+
+    report.run("dims", lambda: _check_dims(module, x, mask, input_dim))
+    report.run("padding", lambda: _check_padding(module, x, mask, lengths, generator, atol, rtol))
+    report.run("empty rows", lambda: _check_empty_rows(module, x, mask, input_dim))
+    report.run("gradients", lambda: _check_gradients(make(seed), x, mask, generator))
+    report.run("eval determinism", lambda: deterministic(lambda: run(module.eval())))
+    report.run("state dict", lambda: same_after_load(module, make(seed + 1), run, atol, rtol))
     if getattr(module, "causal", False):
-        check("causal", lambda: _check_causal(module, x, generator, atol, rtol))
+        report.run("causal", lambda: _check_causal(module, x, generator, atol, rtol))
+        report.run("state", lambda: _check_state(module, x, mask, lengths, generator, atol, rtol))
     return report
-
-
-def _check_config(config: Any, entry: registry.Entry) -> str | None:
-    from omegaconf import OmegaConf
-
-    if not dataclasses.is_dataclass(config):
-        return f"the config is a {type(config).__name__}, not a dataclass"
-    # What Hydra does: a structured node from the dataclass, overrides merged in, back.
-    values = OmegaConf.to_container(OmegaConf.structured(config))
-    back = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(type(config)), values))
-    if entry.name in registry.encoders:
-        back = registry.encoders.config_from(OmegaConf.create(values))
-    if back != config:
-        return f"a round trip through OmegaConf changed it: {config} -> {back}"
-    return None
 
 
 def _check_dims(module: Encoder, x: Tensor, mask: Tensor, input_dim: int) -> str | None:
@@ -217,10 +162,8 @@ def _check_padding(
     atol: float,
     rtol: float,
 ) -> str | None:
-    noisy = x.clone()
-    noisy[~mask] = 100 * torch.randn(int((~mask).sum()), x.size(2), generator=generator)
     with torch.no_grad():
-        batch = _outputs(module(noisy, mask))
+        batch = _outputs(module(noisy(x, mask, generator), mask))
         for row, length in enumerate(lengths.tolist()):
             if length == 0:
                 continue
@@ -229,7 +172,7 @@ def _check_padding(
                 in_batch = batch[name][row : row + 1]
                 if name in ("sequence", "attention"):
                     in_batch = in_batch[:, :length]
-                problem = _close(tensor, in_batch, atol, rtol)
+                problem = close(tensor, in_batch, atol, rtol)
                 if problem:
                     return (
                         f"{name} of a length-{length} sequence differs alone and inside a "
@@ -244,10 +187,10 @@ def _check_empty_rows(module: Encoder, x: Tensor, mask: Tensor, input_dim: int) 
         mixed = _outputs(module(x, mask))
         empty_only = _outputs(module(torch.randn(2, 1, input_dim), torch.zeros(2, 1, dtype=bool)))
     empty_row = (~mask.any(dim=1)).nonzero().flatten().tolist()
-    for label, outputs, rows in (("in a batch", mixed, empty_row), ("alone", empty_only, [0, 1])):
+    for where, outputs, rows in (("in a batch", mixed, empty_row), ("alone", empty_only, [0, 1])):
         for name, tensor in outputs.items():
             if not torch.isfinite(tensor[rows]).all():
-                return f"a zero-length row {label} gives non-finite {name}"
+                return f"a zero-length row {where} gives non-finite {name}"
     return None
 
 
@@ -256,45 +199,8 @@ def _check_gradients(
 ) -> str | None:
     module.train()
     outputs = _outputs(module(x, mask))
-    loss = sum(
-        (t * torch.randn(t.shape, generator=generator)).sum()
-        for name, t in outputs.items()
-        if t.is_floating_point() and name != "attention"
-    )
-    loss.backward()
-    missing = [
-        name
-        for name, p in module.named_parameters()
-        if p.requires_grad and (p.grad is None or not bool(p.grad.abs().sum() > 0))
-    ]
-    if missing:
-        return f"no gradient reaches {', '.join(missing)} (unused parameters, or a detach)"
-    return None
-
-
-def _check_determinism(module: Encoder, x: Tensor, mask: Tensor) -> str | None:
-    module.eval()
-    with torch.no_grad():
-        first, second = _outputs(module(x, mask)), _outputs(module(x, mask))
-    for name, tensor in first.items():
-        if not torch.equal(tensor, second[name]):
-            return f"two eval-mode passes give different {name} (dropout left on in eval?)"
-    return None
-
-
-def _check_state_dict(
-    module: Encoder, fresh: Encoder, x: Tensor, mask: Tensor, atol: float, rtol: float
-) -> str | None:
-    fresh.load_state_dict(module.state_dict())
-    module.eval()
-    fresh.eval()
-    with torch.no_grad():
-        expected, got = _outputs(module(x, mask)), _outputs(fresh(x, mask))
-    for name, tensor in expected.items():
-        problem = _close(tensor, got[name], atol, rtol)
-        if problem:
-            return f"a fresh instance loading the state dict gives another {name}: {problem}"
-    return None
+    random_loss((t for k, t in outputs.items() if k != "attention"), generator).backward()
+    return missing_gradients(module)
 
 
 def _check_causal(
@@ -308,17 +214,51 @@ def _check_causal(
     with torch.no_grad():
         whole = module(x, full)
         other = module(changed, full).sequence
-        problem = _close(whole.sequence[:, :cut], other[:, :cut], atol, rtol)
+        problem = close(whole.sequence[:, :cut], other[:, :cut], atol, rtol)
         if problem:
             return f"claims causal=True, but later tokens change earlier steps: {problem}"
         first = module(x[:, :cut], full[:, :cut])
         if first.state is None:
             return None  # no state to carry: nothing more to check
         second = module(x[:, cut:], full[:, cut:], state=first.state)
-    problem = _close(second.sequence, whole.sequence[:, cut:], atol, rtol)
+    problem = close(second.sequence, whole.sequence[:, cut:], atol, rtol)
     if problem:
         return (
             "running a sequence in two halves, passing state from the first to the second, "
             f"differs from running it whole: {problem}"
         )
+    return None
+
+
+def _check_state(
+    module: Encoder,
+    x: Tensor,
+    mask: Tensor,
+    lengths: Tensor,
+    generator: torch.Generator,
+    atol: float,
+    rtol: float,
+) -> str | None:
+    """Continuing from a padded batch's state equals continuing each row from its own."""
+    module.eval()
+    following = torch.randn(x.size(0), 3, x.size(2), generator=generator)
+    full = torch.ones(following.shape[:2], dtype=torch.bool)
+    with torch.no_grad():
+        state = module(noisy(x, mask, generator), mask).state
+        if state is None:
+            return None  # no state to carry: nothing to check
+        continued = module(following, full, state=state).sequence
+        for row, length in enumerate(lengths.tolist()):
+            if length == 0:
+                continue
+            alone = module(x[row : row + 1, :length], mask[row : row + 1, :length]).state
+            expected = module(following[row : row + 1], full[:1], state=alone).sequence
+            problem = close(expected, continued[row : row + 1], atol, rtol)
+            if problem:
+                return (
+                    f"continuing a length-{length} row from the state of a right-padded batch "
+                    f"differs from continuing it from its state alone: {problem}. The state "
+                    "must be taken at each row's last real token, not run on through padding "
+                    "(pack the sequence, or gather each row's state at length - 1)"
+                )
     return None

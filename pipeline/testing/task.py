@@ -13,59 +13,39 @@ It checks what the one training loop relies on (see ``pipeline.contracts.Task``)
   split the data does not have;
 * ``checkpoint``: ``checkpoint_extra`` is a dict a checkpoint can hold (``weights_only``).
 
-Each check runs even when another failed; the report names every failure.
+Each check runs even when another failed; the report names every failure. A task whose
+method raises (or calls ``sys.exit``) fails that check, named; the kit itself never raises.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from pipeline.testing.report import Report
 
-@dataclass
-class TaskReport:
-    passed: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # check -> what went wrong
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+class TaskReport(Report):
+    """The outcome of :func:`check_task` (a :class:`~pipeline.testing.report.Report`)."""
 
-    def assert_ok(self) -> None:
-        assert self.ok, str(self)
-
-    def __str__(self) -> str:
-        lines = [f"task kit: {len(self.passed)} passed, {len(self.failed)} failed"]
-        lines += [f"  {name}: {why}" for name, why in self.failed.items()]
-        return "\n".join(lines)
+    def __init__(self, name: str = "task") -> None:
+        super().__init__("task", name)
 
 
 def check_task(task: Any, model: nn.Module, epoch: int = 1) -> TaskReport:
     """Run every check on ``task`` (already prepared: ``prepare`` gave ``model``)."""
-    report = TaskReport()
-
-    def check(name: str, body: Callable[[], str | None]) -> None:
-        try:
-            problem = body()
-        except Exception as error:  # a crash is a failure of this check, named
-            problem = f"{type(error).__name__}: {error}"
-        if problem:
-            report.failed[name] = problem
-        else:
-            report.passed.append(name)
-
-    check("declares", lambda: _check_declares(task))
-    check("batches", lambda: _check_batches(task, epoch))
-    check("resume", lambda: _check_resume(task, epoch))
-    check("loss", lambda: _check_loss(task, model, epoch))
-    check("metrics", lambda: _check_metrics(task, model))
-    check("checkpoint", lambda: _check_checkpoint(task))
+    report = TaskReport(type(task).__name__)
+    report.run("declares", lambda: _check_declares(task))
+    report.run("batches", lambda: _check_batches(task, epoch))
+    report.run("resume", lambda: _check_resume(task, epoch))
+    report.run("loss", lambda: _check_loss(task, model, epoch))
+    report.run("metrics", lambda: _check_metrics(task, model))
+    report.run("checkpoint", lambda: _check_checkpoint(task))
     return report
 
 
@@ -104,7 +84,12 @@ def _same(a: list[Any], b: list[Any]) -> bool:
 
 def _all_batches(task: Any, epoch: int, start: int) -> tuple[int, list[list[Any]]]:
     epoch_batches = task.train_batches(epoch, start)
-    return epoch_batches.steps, [_fingerprint(b) for b in epoch_batches.batches]
+    steps = epoch_batches.steps
+    if not isinstance(steps, int):
+        raise TypeError(f"EpochBatches.steps must be an int, got {steps!r}")
+    # One batch more than announced at most: an endless iterator must not hang the kit.
+    batches = itertools.islice(epoch_batches.batches, max(steps, 0) + 1)
+    return steps, [_fingerprint(b) for b in batches]
 
 
 def _check_batches(task: Any, epoch: int) -> str | None:
