@@ -26,7 +26,10 @@ or Elman RNN it *is* the layer's output there; an LSTM's cell is not in its outp
 padded rows are run again, each group of equal length in one call over its real tokens,
 with the same (dropped) weights, and their (h, c) scattered into the state. A zero-length
 row keeps its initial state (the given one, or zeros). Unpadded batches, and classifiers
-(which never set the flag), run exactly as before.
+(which never set the flag), run exactly as before. Whether a batch is padded is read from
+the mask on the CPU only: on a GPU that read would make every training step wait, so there
+a padded batch's state runs on through the padding (only the tail of a language model's
+last stream is padded, and that row has no real token left to read the state).
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ from pipeline.masking import at_last_token, lengths_of, reverse_within_length
 from plugins.dropout import LockedDropout, dropped_recurrent_weights
 from plugins.encoders import layout
 from plugins.encoders.configs import RNNConfig
+
+
+def padded_on_host(lengths: Tensor, steps: int) -> bool:
+    """Whether some row is shorter than ``steps``, where reading that waits for no device
+    (the CPU); on a GPU, False without reading (training steps never wait for the GPU)."""
+    return lengths.device.type == "cpu" and bool((lengths < steps).any())
 
 
 class RecurrentEncoder(Encoder):
@@ -74,7 +83,7 @@ class RecurrentEncoder(Encoder):
     def forward(self, x: Tensor, mask: Tensor, state: Any = None) -> EncoderOutput:
         # x [B, T, D], mask [B, T]; state: per layer, per direction, the torch RNN's state
         lengths = lengths_of(mask)
-        exact = self.carries_state and bool((lengths < x.size(1)).any())  # padded rows
+        exact = self.carries_state and padded_on_host(lengths, x.size(1))
         fused = layout.fused(self, x)
         if fused and layout.stacked(self) and not exact:
             x, finals, new_state = layout.run_stack(self, x, lengths, state)

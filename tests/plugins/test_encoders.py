@@ -196,3 +196,12 @@ def test_a_language_model_sets_carries_state_and_a_classifier_does_not():
         classifier = compose(config_name="config", overrides=["encoder.hidden_size=4"])
     assert build_language_model(lm, 10, 0).encoder.carries_state is True
     assert build_model(classifier, 10, 0, 2).encoder.carries_state is False
+
+
+def test_whether_a_batch_is_padded_is_read_on_the_cpu_only():
+    """On a device the read would make each training step wait: there it is not made (a
+    meta tensor, which cannot be read, stands in for a GPU one)."""
+    from plugins.encoders.rnn import padded_on_host
+
+    assert padded_on_host(torch.tensor([5, 3]), 5) and not padded_on_host(torch.tensor([5]), 5)
+    assert not padded_on_host(torch.tensor([5, 3], device="meta"), 5)
