@@ -74,11 +74,18 @@ class Encoder(nn.Module):
     Language models need it: they refuse an encoder that would read the tokens it predicts.
     A causal encoder that returns ``state`` must accept it back as ``state=`` to continue the
     same sequences (stateful LM training and generation).
+
+    ``carries_state`` is set to True by the language model that builds the encoder (only a
+    language model carries ``state``; a classifier never reads it). When True, the returned
+    state must be exact at each row's last real token, even in a right-padded batch (never
+    run on through padding); when False it may be anything, None included, so an encoder
+    may skip that work. An encoder may ignore the flag and always be exact.
     """
 
     input_dim: int
     output_dim: int
     causal: bool = False
+    carries_state: bool = False
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()

@@ -20,6 +20,7 @@ SMALL = {
 }
 RECURRENT_SHAPES = [
     dict(num_layers=1, bidirectional=False),
+    dict(num_layers=2, bidirectional=False, dropout=0.3),  # causal: the state check, 2 layers
     dict(num_layers=2, bidirectional=True, dropout=0.3),
     dict(num_layers=1, bidirectional=True),
 ]
@@ -44,12 +45,6 @@ def test_the_first_party_encoders_are_all_registered():
     assert expected <= set(registry.encoders.names())
 
 
-#: The built-in recurrent encoders run their padded batches unpacked (faster), so the state
-#: they return runs on through padding: a known violation of the state rule (issue 17), met
-#: only by padded batches, which stateful language-model training never makes.
-STATE_THROUGH_PADDING = {"lstm", "gru", "rnn", "scratch_lstm", "lstm_attention"}
-
-
 @pytest.mark.parametrize(
     "name, fields", cases(), ids=lambda v: v if isinstance(v, str) else str(sorted(v.items()))
 )
@@ -58,8 +53,6 @@ def test_every_registered_encoder_passes_the_kit(name, fields):
     entry = registry.encoders.get(name)
     causal = entry.cls(entry.config(name=name, **fields), 6).causal
     assert ("causal" in report.passed) == causal
-    if name in STATE_THROUGH_PADDING and causal and set(report.failed) == {"state"}:
-        pytest.xfail(f"{name}: the carried state runs on through padding (issue 17)")
     assert report.ok, str(report)
     assert len(report.passed) == (9 if causal else 7)
 

@@ -97,6 +97,7 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
             "row), so it cannot be used with task=lm. Use a left-to-right encoder: "
             "encoder=lstm, gru, rnn or scratch_lstm with encoder.bidirectional=false."
         )
+    encoder.carries_state = True  # its state must be exact at each row's last real token
     head = build["head"](configs["head"], encoder.output_dim, vocab_size)
     if getattr(configs["head"], "tie_weights", False):
         if embedding.weight is None:

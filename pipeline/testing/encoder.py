@@ -23,9 +23,10 @@ It checks what the core relies on (see ``pipeline.contracts``):
 * ``causal`` (encoders that claim ``causal = True``): changing later tokens never changes an
   earlier step, and running a sequence in two halves, passing ``state`` from the first to
   the second, equals running it whole (what language models rely on);
-* ``state`` (causal encoders that return ``state``): the state after a right-padded batch
-  is each row's state at its last real token, so continuing from it (``state=``) gives
-  every row the same next steps as continuing from that row run alone.
+* ``state`` (causal encoders that return ``state``): with ``carries_state = True`` (as a
+  language model sets it), the state after a right-padded batch is each row's state at its
+  last real token, so continuing from it (``state=``) gives every row the same next steps
+  as continuing from that row run alone.
 
 The state rule: ``state`` may be any nest of tensors in tuples, lists and dicts (the loop
 detaches it, moves it between devices and saves it on interrupt), taken at each row's last
@@ -239,8 +240,10 @@ def _check_state(
     atol: float,
     rtol: float,
 ) -> str | None:
-    """Continuing from a padded batch's state equals continuing each row from its own."""
+    """Continuing from a padded batch's state equals continuing each row from its own,
+    with ``carries_state`` set as a language model sets it."""
     module.eval()
+    module.carries_state = True
     following = torch.randn(x.size(0), 3, x.size(2), generator=generator)
     full = torch.ones(following.shape[:2], dtype=torch.bool)
     with torch.no_grad():
@@ -257,8 +260,9 @@ def _check_state(
             if problem:
                 return (
                     f"continuing a length-{length} row from the state of a right-padded batch "
-                    f"differs from continuing it from its state alone: {problem}. The state "
-                    "must be taken at each row's last real token, not run on through padding "
-                    "(pack the sequence, or gather each row's state at length - 1)"
+                    f"differs from continuing it from its state alone: {problem}. With "
+                    "carries_state = True (set by a language model), the state must be taken "
+                    "at each row's last real token, not run on through padding (pack the "
+                    "sequence, or gather each row's state at length - 1)"
                 )
     return None

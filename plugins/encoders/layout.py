@@ -8,7 +8,9 @@ fastest there). On a GPU, calling them one after another leaves cuDNN idle, so t
   built lazily whose parameters *are* the per-layer parameters (the same ``Parameter``
   objects, laid out in one contiguous cuDNN weight buffer), so optimizers, checkpoints and
   the per-layer modules all see the same tensors. Right padding needs nothing special: a
-  left-to-right stack never lets padding reach a real token;
+  left-to-right stack never lets padding reach a real token (but the states it returns
+  run on through it, so a padded batch whose state is carried, ``carries_state``, runs
+  layer by layer instead, each state taken at the row's last real token);
 * the two directions of a bidirectional layer run **concurrently on two CUDA streams**,
   each exactly as on the CPU (the backward one over each row reversed within its length,
   so it starts at the row's last real token). One bidirectional kernel call would start
@@ -94,19 +96,21 @@ def run_directions(
     lengths: Tensor,
     initial: list[Any],
     last: bool,
+    exact: bool = False,
 ) -> list[tuple[Tensor, Any, Tensor | None]]:
-    """Both directions of one layer; on CUDA the backward one on a side stream."""
+    """Both directions of one layer; on CUDA the backward one on a side stream.
+    ``exact``: states at each row's last real token (``RecurrentEncoder._run_direction``)."""
     if not x.is_cuda:
         return [
-            encoder._run_direction(rnn, direction, x, lengths, initial[direction], last)
+            encoder._run_direction(rnn, direction, x, lengths, initial[direction], last, exact)
             for direction, rnn in enumerate(directions)
         ]
     main = torch.cuda.current_stream(x.device)
     side = _side_stream(x.device)
     side.wait_stream(main)  # x, lengths and the states are ready
     with torch.cuda.stream(side):
-        backward = encoder._run_direction(directions[1], 1, x, lengths, initial[1], last)
-    forward = encoder._run_direction(directions[0], 0, x, lengths, initial[0], last)
+        backward = encoder._run_direction(directions[1], 1, x, lengths, initial[1], last, exact)
+    forward = encoder._run_direction(directions[0], 0, x, lengths, initial[0], last, exact)
     main.wait_stream(side)
     for tensor in _tensors(backward):  # made on the side stream, used on the main one
         tensor.record_stream(main)

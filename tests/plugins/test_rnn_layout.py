@@ -149,5 +149,5 @@ def test_the_fused_layout_passes_the_encoder_kit(cls, num_layers, bidirectional)
     config = RNNConfig(name="fused", hidden_size=5, num_layers=num_layers)
     config.bidirectional = bidirectional
     report = check_encoder(fused_cls, config)
-    # The carried state runs on through padding (unpacked), a known violation: issue 17.
-    assert set(report.failed) <= {"state"}, str(report)
+    report.assert_ok()
+    assert ("state" in report.passed) == (not bidirectional)
