@@ -42,15 +42,17 @@ def build_model(
     ``vocabulary`` (a ``contracts.Vocabulary``) goes to an embedding that reads word vectors
     (``uses_vocabulary``); a model rebuilt from a checkpoint passes none."""
     configs = component_configs(cfg)
-    build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
-    embedding_cls = build["embedding"]
-    if getattr(embedding_cls, "uses_vocabulary", False):
-        embedding = embedding_cls(configs["embedding"], vocab_size, pad_id, vocabulary=vocabulary)
+    build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
+    embedding_entry = build["embedding"]
+    if getattr(embedding_entry.cls, "uses_vocabulary", False):
+        embedding = embedding_entry.build(
+            configs["embedding"], vocab_size, pad_id, vocabulary=vocabulary
+        )
     else:
-        embedding = embedding_cls(configs["embedding"], vocab_size, pad_id)
-    encoder = build["encoder"](configs["encoder"], embedding.output_dim)
-    pooler = build["pooler"](configs["pooler"], encoder.output_dim)
-    head = build["head"](configs["head"], pooler.output_dim, num_classes)
+        embedding = embedding_entry.build(configs["embedding"], vocab_size, pad_id)
+    encoder = build["encoder"].build(configs["encoder"], embedding.output_dim)
+    pooler = build["pooler"].build(configs["pooler"], encoder.output_dim)
+    head = build["head"].build(configs["head"], pooler.output_dim, num_classes)
     return SequenceClassifier(embedding, encoder, pooler, head)
 
 
@@ -78,23 +80,16 @@ class LanguageModel(nn.Module):
 def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageModel:
     """Embedding -> causal encoder -> LM head (tied to the embedding if asked)."""
     configs = component_configs(cfg)
-    build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
-    if getattr(build["embedding"], "uses_vocabulary", False):
+    build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
+    if getattr(build["embedding"].cls, "uses_vocabulary", False):
         raise ConfigError(
             f"embedding={configs['embedding'].name} (word vectors) is not available with "
             "task=lm yet; use it with a classification task (task=sentiment or task=topic), "
             "or embedding=learned here."
         )
-    embedding = build["embedding"](configs["embedding"], vocab_size, pad_id)
-    encoder = build["encoder"](configs["encoder"], embedding.output_dim)
-    if not getattr(encoder, "causal", False):
-        raise ConfigError(
-            f"encoder={configs['encoder'].name} is not causal (it reads the tokens a language "
-            "model must predict: a bidirectional RNN, attention or convolutions over the whole "
-            "row), so it cannot be used with task=lm. Use a left-to-right encoder: "
-            "encoder=lstm, gru, rnn or scratch_lstm with encoder.bidirectional=false."
-        )
-    head = build["head"](configs["head"], encoder.output_dim, vocab_size)
+    embedding = build["embedding"].build(configs["embedding"], vocab_size, pad_id)
+    encoder = build["encoder"].build(configs["encoder"], embedding.output_dim)
+    head = build["head"].build(configs["head"], encoder.output_dim, vocab_size)
     if getattr(configs["head"], "tie_weights", False):
         if embedding.weight is None:
             raise ConfigError(
