@@ -1,9 +1,10 @@
 """Third-party components in this process: a carried state of any shape survives SIGINT and
-resume."""
+resume, and runs tag the distribution (and version) of every component they used."""
 
 from __future__ import annotations
 
 from collections import namedtuple
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -17,12 +18,16 @@ from pipeline.contracts import EncoderOutput
 from pipeline.model.assembly import build_language_model
 from pipeline.model.checkpoint import Checkpoint
 from pipeline.registry import providing
+from pipeline.run.runner import run
 from pipeline.tasks.language_model import LanguageModelTask
 from pipeline.training.context import local_context
 from pipeline.training.interrupts import ResumePoint, StopRequest, TrainingInterrupted
 from pipeline.training.loop import _Loop, fit
 from plugins.encoders.configs import RNNConfig
 from plugins.encoders.rnn import GRUEncoder
+from tests.plugin_packages import make_distribution
+from tests.run.test_run_identity import stored, tracked
+from tests.run.test_runner import in_tmp  # noqa: F401 (a fixture)
 
 Pair = namedtuple("Pair", "rnn windows")
 
@@ -99,3 +104,29 @@ def test_a_nested_carried_state_survives_sigint_and_resume(
     resumed = seen[0]  # the first window after the resume gets the saved state back
     assert isinstance(resumed["pair"], Pair) and resumed["none"] is None
     assert float(resumed["pair"].windows) == 1.0  # one window was carried before SIGINT
+
+
+class CausalGRU(GRUEncoder):
+    """A plugin's encoder that is causal by its class (``causal = True``)."""
+
+    causal = True
+
+
+def test_runs_tag_the_distribution_and_version_of_every_component(
+    in_tmp,  # noqa: F811
+    mlflow_store,
+    monkeypatch,
+    scratch_registries,
+):
+    site = in_tmp / "site"
+    site.mkdir()
+    make_distribution(site, "seqpipe-toy-gru", "toy_gru", "", entry_point=False, version="0.7")
+    monkeypatch.syspath_prepend(str(site))  # installed: its version is found
+    with providing("seqpipe-toy-gru"):
+        registry.encoders.register("test_toy_gru", config=RNNConfig)(CausalGRU)
+    done = run(tracked(in_tmp, mlflow_store, "encoder=test_toy_gru", "tracking.log_model=false"))
+    tags = stored(mlflow_store, done.run_id)[1].data.tags
+    ours = f"seqpipe {version('seqpipe')}"
+    assert tags["plugin.encoder"] == "seqpipe-toy-gru 0.7"
+    for group in ("tokenizer", "embedding", "pooler", "head", "task"):
+        assert tags[f"plugin.{group}"] == ours, group

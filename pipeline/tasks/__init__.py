@@ -38,6 +38,12 @@ def build(cfg: Any) -> Any:
     return kinds.get(str(cfg.task.type)).build(cfg)
 
 
+def provider(cfg: Any) -> str:
+    """The distribution that provides the task kind ``cfg`` names (a run's tags)."""
+    declare_built_in()
+    return kinds.get(str(cfg.task.type)).provider
+
+
 def kind(name: str) -> Any:
     """The task class of a kind (a checkpoint's ``Checkpoint.kind``): what its checkpoints
     predict and which sub-command uses them."""
