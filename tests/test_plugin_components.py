@@ -1,5 +1,6 @@
 """Third-party components in this process: a carried state of any shape survives SIGINT and
-resume, and runs tag the distribution (and version) of every component they used."""
+resume, runs tag the distribution (and version) of every component they used, and the
+``task=lm`` refusal lists every causal encoder, a plugin's included."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 from pipeline import registry
 from pipeline.config.schemas import TrainerConfig
 from pipeline.contracts import EncoderOutput
+from pipeline.errors import ConfigError
 from pipeline.model.assembly import build_language_model
 from pipeline.model.checkpoint import Checkpoint
 from pipeline.registry import providing
@@ -130,3 +132,35 @@ def test_runs_tag_the_distribution_and_version_of_every_component(
     assert tags["plugin.encoder"] == "seqpipe-toy-gru 0.7"
     for group in ("tokenizer", "embedding", "pooler", "head", "task"):
         assert tags[f"plugin.{group}"] == ours, group
+
+
+@pytest.mark.parametrize(
+    "encoder, says",
+    [
+        ({"name": "cnn"}, ""),
+        (
+            {"name": "lstm", "hidden_size": 8, "bidirectional": True},
+            "Set encoder.bidirectional=false",
+        ),
+    ],
+)
+def test_the_lm_refusal_lists_every_causal_encoder(encoder, says, scratch_registries):
+    with providing("seqpipe-causal"):
+        registry.encoders.register("test_causal_gru", config=RNNConfig)(CausalGRU)
+    cfg = OmegaConf.create(
+        {
+            "embedding": {"name": "learned", "dim": 8},
+            "encoder": encoder,
+            "pooler": {"name": "last"},
+            "head": {"name": "lm"},
+        }
+    )
+    with pytest.raises(ConfigError) as refused:
+        build_language_model(cfg, 20, 0)
+    message = str(refused.value)
+    assert f"encoder={encoder['name']} is not causal" in message
+    listed = message.split("Causal encoders: ")[1]
+    assert "encoder=test_causal_gru" in listed  # a third party's, causal by its class
+    assert "with encoder.bidirectional=false" in listed and "encoder=gru" in listed
+    assert "encoder=cnn" not in listed and "encoder=transformer" not in listed
+    assert says in message

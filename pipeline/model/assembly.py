@@ -6,6 +6,7 @@ configs never repeat them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,6 +90,8 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
         )
     embedding = build["embedding"].build(configs["embedding"], vocab_size, pad_id)
     encoder = build["encoder"].build(configs["encoder"], embedding.output_dim)
+    if not getattr(encoder, "causal", False):
+        raise ConfigError(not_causal(configs["encoder"]))
     head = build["head"].build(configs["head"], encoder.output_dim, vocab_size)
     if getattr(configs["head"], "tie_weights", False):
         if embedding.weight is None:
@@ -98,6 +101,44 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
             )
         head.tie(embedding.weight)
     return LanguageModel(embedding, encoder, head)
+
+
+def not_causal(config: Any) -> str:
+    """Why ``encoder=<name>`` cannot model language, and which registered encoders can."""
+    always, unidirectional = causal_encoders()
+    name = config.name
+    fix = (
+        f" Set encoder.bidirectional=false to make encoder={name} causal."
+        if getattr(config, "bidirectional", False)
+        else ""
+    )
+    choices = [", ".join(f"encoder={n}" for n in always)] if always else []
+    if unidirectional:
+        listed = ", ".join(f"encoder={n}" for n in unidirectional)
+        choices.append(f"with encoder.bidirectional=false (causal per instance): {listed}")
+    return (
+        f"encoder={name} is not causal (it reads the tokens a language model must predict: a "
+        "bidirectional RNN, attention or convolutions over the whole row), so it cannot be "
+        f"used with task=lm.{fix} Causal encoders: {'; '.join(choices) or 'none registered'}."
+    )
+
+
+def causal_encoders() -> tuple[list[str], list[str]]:
+    """The registered encoders whose class declares ``causal = True``, and those causal per
+    instance when built with ``bidirectional=False`` (left-to-right RNNs). An encoder that
+    cannot be imported or built here is left out (this is only a hint)."""
+    always, unidirectional = [], []
+    for entry in registry.encoders.entries():
+        try:
+            if getattr(entry.cls, "causal", False) is True:
+                always.append(entry.name)
+            elif "bidirectional" in {f.name for f in dataclasses.fields(entry.config)}:
+                config = entry.config(name=entry.name, bidirectional=False)
+                if getattr(entry.cls(config, 4), "causal", False) is True:
+                    unidirectional.append(entry.name)
+        except Exception:  # a broken plugin: it has its own error when chosen
+            continue
+    return always, unidirectional
 
 
 def with_embedding_dim(config: dict[str, Any], weights: Mapping[str, Any]) -> dict[str, Any]:
