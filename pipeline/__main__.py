@@ -1,6 +1,7 @@
 """``python -m pipeline``: load the plugins, then hand over to the Hydra app.
 
-Sub-commands that are not training runs come first: ``python -m pipeline plugins``,
+Sub-commands that are not training runs come first: ``python -m pipeline plugins
+[--check]``,
 ``generate model=... prompt=...``, ``predict model=... text=...`` and
 ``evaluate model=... data=...`` and ``runs [experiment] [--sort ...] [--compare RUN1 RUN2]``.
 """
@@ -28,10 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         load_plugins()
         register_core_configs()
         if argv[:1] == ["plugins"]:
-            from pipeline.config.cli import print_plugins
+            from pipeline.config.cli import plugins_command
 
-            print_plugins()
-            return
+            sys.exit(plugins_command(argv[1:]))
         if argv[:1] == ["generate"]:
             from pipeline.inference.generate import main as generate
 

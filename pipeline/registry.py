@@ -48,13 +48,17 @@ class Entry(Generic[T]):
     """One registered component: its name, class, config dataclass and provider.
 
     ``cls`` may be given as a ``"module:QualName"`` string: the class is then imported on
-    first use of ``entry.cls``; ``entry.target`` names it without importing it.
+    first use of ``entry.cls``; ``entry.target`` names it without importing it. ``group`` is
+    the registry's config group (``encoder``), for messages.
     """
 
-    def __init__(self, name: str, cls: type[T] | str, config: type, provider: str) -> None:
+    def __init__(
+        self, name: str, cls: type[T] | str, config: type, provider: str, group: str = ""
+    ) -> None:
         self.name = name
         self.config = config
         self.provider = provider
+        self.group = group
         self._cls: type[T] | None = None if isinstance(cls, str) else cls
         self.target = cls if isinstance(cls, str) else f"{cls.__module__}:{cls.__qualname__}"
 
@@ -69,12 +73,45 @@ class Entry(Generic[T]):
             self._cls = _import_target(self)
         return self._cls
 
+    def build(self, *args: Any, **kwargs: Any) -> T:
+        """An instance of the class. A third party's class that fails to build is one
+        :class:`PluginBuildError` naming it; our own (``seqpipe``) keep their traceback:
+        they are our bugs."""
+        cls = self.cls
+        if self.provider == OWN_DISTRIBUTION:
+            return cls(*args, **kwargs)
+        try:
+            return cls(*args, **kwargs)
+        except PipelineError:
+            raise
+        except Exception as error:  # anything inside the plugin's __init__
+            raise PluginBuildError(_build_failure(self, error)) from error
+
     def __repr__(self) -> str:
         return f"Entry({self.name!r}, {self.target!r}, provider={self.provider!r})"
 
 
+#: The distribution of the core and its built-in components.
+OWN_DISTRIBUTION = "seqpipe"
+
+
+def provider_version(provider: str) -> str:
+    """``seqpipe 0.1.0``: a provider and its installed version (the name alone where it is
+    not an installed distribution: a component registered by a script)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{provider} {version(provider)}"
+    except PackageNotFoundError:
+        return provider
+
+
 class PluginImportError(PipelineError):
     """A declared component's class could not be imported."""
+
+
+class PluginBuildError(PipelineError):
+    """A plugin's component could not be built from its config."""
 
 
 def _import_target(entry: Entry[Any]) -> type:
@@ -85,9 +122,19 @@ def _import_target(entry: Entry[Any]) -> type:
         for part in qualname.split("."):
             found = getattr(found, part)
     except Exception as error:  # any failure inside the plugin's module
+        named = f"The component '{entry.name}' from '{entry.provider}'"
+        said = f"{type(error).__name__}: {error}"
+        absent = isinstance(error, AttributeError) or (
+            isinstance(error, ModuleNotFoundError) and error.name == module_name
+        )
+        if absent:  # the module or the class the declaration names does not exist
+            raise PluginImportError(
+                f"{named} is declared as {entry.target}, which does not exist ({said}). Fix "
+                f"the target in the plugin's declare(...) call, or report it to "
+                f"'{entry.provider}'."
+            ) from error
         raise PluginImportError(
-            f"The component '{entry.name}' from '{entry.provider}' could not be loaded from "
-            f"{entry.target}: {type(error).__name__}: {error}. Reinstall or upgrade "
+            f"{named} could not be loaded from {entry.target}: {said}. Reinstall or upgrade "
             f"'{entry.provider}', or choose another component."
         ) from error
     if not isinstance(found, type):
@@ -98,22 +145,59 @@ def _import_target(entry: Entry[Any]) -> type:
     return found
 
 
-class DuplicateComponentError(PipelineError):
-    """Two providers registered the same name in one registry."""
+def _build_failure(entry: Entry[Any], error: Exception) -> str:
+    """What went wrong building a plugin's component, and what to do about it."""
+    chosen = f"{entry.group}={entry.name}" if entry.group else f"'{entry.name}'"
+    said = f"{type(error).__name__}: {error}"
+    where = f"{chosen} ({entry.target} from '{entry.provider}') could not be built: {said}."
+    if isinstance(error, AttributeError) and isinstance(getattr(error, "obj", None), entry.config):
+        return (
+            f"{where} The plugin's config lacks a field its class reads ('{error.name}'): add "
+            f"it to the config dataclass {entry.config.__qualname__}, or report it to "
+            f"'{entry.provider}'."
+        )
+    return (
+        f"{where} Check the {entry.group or 'component'}'s settings, or report it to "
+        f"'{entry.provider}' (HYDRA_FULL_ERROR=1 shows the traceback)."
+    )
+
+
+class UnavailableComponentError(ConfigError):
+    """A registered name that cannot be used: two providers, or a broken declaration."""
+
+
+#: Kept for plugins that catch it: a name registered twice is now an unavailable name.
+DuplicateComponentError = UnavailableComponentError
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A name that was registered but is disabled, the providers involved and why."""
+
+    name: str
+    providers: tuple[str, ...]
+    reason: str  # the whole message: what is wrong and what to do
+    registrations: tuple[str, ...] = ()  # a clash: "'provider' (module:Class)" of each
 
 
 class Registry(Generic[T]):
-    """Components of one kind (encoders, poolers, ...), keyed by name."""
+    """Components of one kind (encoders, poolers, ...), keyed by name.
 
-    def __init__(self, kind: str, group: str, store: bool = True) -> None:
+    A plugin's mistake (a config not derived from ``base``, a malformed target, a name two
+    providers register) disables that name only: :meth:`get` raises why, every other name
+    and command keeps working, and ``python -m pipeline plugins`` lists it.
+    """
+
+    def __init__(self, kind: str, group: str, store: bool = True, base: type | None = None):
         self.kind = kind  # human name, e.g. "encoder"
         self.group = group  # Hydra config group, e.g. "encoder"
         self.store = store  # whether each option's config goes into Hydra's ConfigStore
+        self.base = base  # the class every config derives from (None: ComponentConfig)
         self._entries: dict[str, Entry[T]] = {}
+        self._unavailable: dict[str, Unavailable] = {}
 
     def register(self, name: str, config: type) -> Callable[[type[T]], type[T]]:
         """Class decorator: register ``cls`` under ``name`` with its config dataclass."""
-        _check_config(self.kind, name, config)
 
         def decorator(cls: type[T]) -> type[T]:
             declared = self._entries.get(name)
@@ -121,38 +205,90 @@ class Registry(Generic[T]):
             if declared is not None and not declared.loaded and declared.target == target:
                 declared._cls = cls  # declared lazily, now imported: the same component
                 return cls
-            self._add(Entry(name, cls, config, _current_provider))
+            self._add(Entry(name, cls, config, _current_provider, self.group))
             return cls
 
         return decorator
 
     def declare(self, name: str, config: type, target: str) -> None:
         """Register ``name`` now, its class (``"module:QualName"``) imported on first use."""
-        _check_config(self.kind, name, config)
-        if target.count(":") != 1 or not all(target.split(":")):
-            raise TypeError(f"{self.kind} '{name}': target must be 'module:QualName': {target!r}")
-        self._add(Entry(name, target, config, _current_provider))
+        self._add(Entry(name, target, config, _current_provider, self.group))
 
     def _add(self, entry: Entry[T]) -> None:
-        """Store the entry and its config node; a name taken by another is an error."""
-        if entry.name in self._entries:
-            other = self._entries[entry.name]
-            raise DuplicateComponentError(
-                f"Two plugins register the {self.kind} '{entry.name}': '{other.provider}' "
-                f"({other.target}) and '{entry.provider}' ({entry.target}). Uninstall one of "
-                "them or rename its component."
+        """Store the entry and its config node; a mistake disables the name instead."""
+        problem = self._config_problem(entry) or _target_problem(entry)
+        if problem:
+            self._disable(entry.name, (entry.provider,), problem, (_provided(entry),))
+        elif entry.name in self._unavailable or entry.name in self._entries:
+            self._clash(entry)
+        else:
+            self._entries[entry.name] = entry
+            if self.store:
+                ConfigStore.instance().store(
+                    group=self.group,
+                    name=entry.name,
+                    node=entry.config(name=entry.name),
+                    provider=entry.provider,
+                )
+
+    def _config_problem(self, entry: Entry[T]) -> str | None:
+        """Why ``entry.config`` cannot be this registry's config, or None."""
+        config, base = entry.config, self.base or ComponentConfig
+        what = f"The {self.kind} '{entry.name}' from '{entry.provider}' cannot be used: its config"
+        fix = f"Derive it from {base.__module__}.{base.__qualname__}"
+        if not isinstance(config, type) or not dataclasses.is_dataclass(config):
+            return f"{what} {config!r} is not a dataclass. {fix} and decorate it with @dataclass."
+        named = f"{what} {config.__module__}.{config.__qualname__}"
+        if not issubclass(config, base):
+            return (
+                f"{named} does not derive from {base.__qualname__} (which gives it the 'name' "
+                f"field the group option sets). {fix}: @dataclass class "
+                f"{config.__qualname__}({base.__qualname__}): ..."
             )
-        self._entries[entry.name] = entry
-        if not self.store:
+        try:
+            config(name=entry.name)
+        except Exception as error:  # a field without a default, a failing __post_init__
+            return (
+                f"{named} cannot be made from its defaults ({type(error).__name__}: {error}). "
+                "Give every field a valid default, e.g. describe('help', 128, min=1)."
+            )
+        return None
+
+    def _clash(self, entry: Entry[T]) -> None:
+        """A name registered again: the same component is ignored; another one disables
+        the name, naming every provider."""
+        other = self._entries.pop(entry.name, None)
+        if other is not None and (other.target, other.provider) == (entry.target, entry.provider):
+            self._entries[entry.name] = other
             return
-        config = entry.config
-        node = config(name=entry.name) if "name" in _field_names(config) else config()
-        ConfigStore.instance().store(
-            group=self.group, name=entry.name, node=node, provider=entry.provider
+        before = self._unavailable.get(entry.name)
+        if other is not None:
+            before = Unavailable(entry.name, (other.provider,), "", (_provided(other),))
+        assert before is not None  # a clash: the name was registered or disabled already
+        registrations = (*before.registrations, _provided(entry))
+        self._disable(
+            entry.name,
+            (*before.providers, entry.provider),
+            f"The {self.kind} '{entry.name}' is registered more than once, by "
+            f"{' and '.join(registrations)}, so it is disabled (every other {self.kind} still "
+            "works). Uninstall one of them, or rename the component in one.",
+            registrations,
         )
 
+    def _disable(
+        self, name: str, providers: tuple[str, ...], reason: str, registrations: tuple[str, ...]
+    ) -> None:
+        self._unavailable[name] = Unavailable(name, providers, reason, registrations)
+
+    def unavailable(self) -> list[Unavailable]:
+        """The disabled names, each with why."""
+        return [self._unavailable[n] for n in sorted(self._unavailable)]
+
     def get(self, name: str) -> Entry[T]:
-        """The entry for ``name``; an unknown name lists the known ones and the closest."""
+        """The entry for ``name``; an unknown name lists the known ones and the closest, a
+        disabled one says why."""
+        if name in self._unavailable:
+            raise UnavailableComponentError(self._unavailable[name].reason)
         try:
             return self._entries[name]
         except KeyError:
@@ -189,9 +325,20 @@ class Registry(Generic[T]):
         return to_dataclass(entry.config, values, self.group)
 
 
-def _check_config(kind: str, name: str, config: type) -> None:
-    if not dataclasses.is_dataclass(config):
-        raise TypeError(f"{kind} '{name}': config must be a dataclass, got {config!r}")
+def _provided(entry: Entry[Any]) -> str:
+    return f"'{entry.provider}' ({entry.target})"
+
+
+def _target_problem(entry: Entry[Any]) -> str | None:
+    """Why a declared ``module:QualName`` target is malformed, or None."""
+    parts = entry.target.split(":")
+    if len(parts) == 2 and all(parts):
+        return None
+    return (
+        f"The component '{entry.name}' from '{entry.provider}' is declared with the target "
+        f"{entry.target!r}, which is not 'module:QualName'. Fix the plugin's declare(...) call, "
+        "e.g. declare('my_rnn', MyConfig, 'my_pkg.rnn:MyEncoder')."
+    )
 
 
 def _field_names(config: type) -> set[str]:

@@ -27,13 +27,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from tests.plugin_packages import CHECKED, LACKS_A_FIELD, NOT_DERIVED, make_distribution
 from tests.runtime.test_files import writes_into_read_only_folders
 from tests.servers import free_port
-from tests.test_plugin_discovery import make_distribution
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -120,6 +121,16 @@ def duplicate_plugin(cwd: Path, model: Path | None) -> None:
         "    pass\n"
     )
     make_distribution(cwd / "site", "zz-my-mean", "zz_my_mean", source)
+
+
+def qrnn_plugin(source: str, **options: Any) -> Callable[[Path, Path | None], None]:
+    """A setup that installs the throwaway plugin ``seqpipe-qrnn`` with ``source``."""
+
+    def setup(cwd: Path, model: Path | None) -> None:
+        (cwd / "site").mkdir()
+        make_distribution(cwd / "site", "seqpipe-qrnn", "qrnn_plugin", source, **options)
+
+    return setup
 
 
 def locked(cwd: Path, model: Path | None) -> None:
@@ -485,11 +496,41 @@ CASES = [
     ),
     Case(
         "duplicate-plugin-name",
-        ("plugins",),
-        ("Two plugins register the pooler 'mean'", "'seqpipe'", "'zz-my-mean'"),
+        ("pooler=mean", "tracking=none"),
+        ("pooler 'mean' is registered more than once", "'seqpipe'", "'zz-my-mean'"),
         setup=duplicate_plugin,
         plugins=True,
         tiny=False,
+    ),
+    Case(
+        "plugin-config-not-derived",
+        ("encoder=qrnn", "tracking=none"),
+        ("'qrnn' from 'seqpipe-qrnn'", "Derive it from pipeline.registry.ComponentConfig"),
+        setup=qrnn_plugin(NOT_DERIVED),
+        plugins=True,
+        tiny=False,
+    ),
+    Case(
+        "plugin-config-lacks-field",
+        ("encoder=qrnn", "tracking=none"),
+        ("encoder=qrnn", "'seqpipe-qrnn'", "'bidirectional'", "add it to the config dataclass"),
+        setup=qrnn_plugin(LACKS_A_FIELD),
+        plugins=True,
+    ),
+    Case(
+        "plugin-without-entry-point",
+        ("encoder=qrnn", "tracking=none"),
+        ("Unknown option encoder=qrnn", "'seqpipe-qrnn'", "declares no [project.entry-points"),
+        setup=qrnn_plugin("", entry_point=False, requires=["seqpipe>=0.1"]),
+        plugins=True,
+        tiny=False,
+    ),
+    Case(
+        "plugin-target-typo",
+        ("encoder=qrnn", "tracking=none"),
+        ("'qrnn' from 'seqpipe-qrnn'", "qrnn_plugin:QRNNN", "does not exist", "declare(...)"),
+        setup=qrnn_plugin(CHECKED),
+        plugins=True,
     ),
 ]
 

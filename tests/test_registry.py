@@ -30,13 +30,77 @@ def test_register_stores_class_and_config_option():
     assert node.name == "alpha" and node.size == 4
 
 
-def test_duplicate_names_name_both_providers():
+def test_a_name_two_providers_register_is_disabled_naming_both():
     reg = Registry("toy", "test_toy_dup")
     with providing("first-dist"):
         reg.register("same", config=ToyConfig)(type("A", (), {}))
-    with providing("second-dist"), pytest.raises(DuplicateComponentError) as err:
+        reg.register("other", config=ToyConfig)(type("O", (), {}))
+    with providing("second-dist"):
         reg.register("same", config=ToyConfig)(type("B", (), {}))
-    assert "first-dist" in str(err.value) and "second-dist" in str(err.value)
+    with providing("third-dist"):
+        reg.register("same", config=ToyConfig)(type("C", (), {}))
+    with pytest.raises(DuplicateComponentError) as err:
+        reg.get("same")
+    for provider in ("first-dist", "second-dist", "third-dist"):
+        assert f"'{provider}'" in str(err.value)
+    assert reg.get("other").provider == "first-dist"  # the other names still work
+    (disabled,) = reg.unavailable()
+    assert disabled.providers == ("first-dist", "second-dist", "third-dist")
+
+
+@dataclass
+class NoBase:  # no ComponentConfig: no 'name' field
+    size: int = 1
+
+
+class NotADataclass:
+    size = 1
+
+
+@dataclass
+class FailingDefaults(ComponentConfig):
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        raise ValueError("size must be set")
+
+
+@pytest.mark.parametrize(
+    "config, says",
+    [
+        (NoBase, "does not derive from componentconfig"),
+        (NotADataclass, "is not a dataclass"),
+        (FailingDefaults, "cannot be made from its defaults"),
+    ],
+)
+def test_a_config_that_cannot_be_a_component_config_disables_the_name(config, says):
+    reg = Registry("toy", "test_toy_bad_config")
+    with providing("careless-dist"):
+        reg.register("bad", config=config)(type("Bad", (), {}))
+        reg.declare("lazy_bad", config, "nowhere:Bad")
+    for name in ("bad", "lazy_bad"):
+        with pytest.raises(ConfigError) as err:
+            reg.get(name)
+        message = str(err.value)
+        assert f"'{name}' from 'careless-dist'" in message and says in message.lower()
+        assert "pipeline.registry.ComponentConfig" in message or "valid default" in message
+    assert "bad.yaml" not in ConfigStore.instance().repo.get("test_toy_bad_config", {})
+
+
+def test_only_our_own_components_keep_their_traceback_when_they_fail_to_build():
+    from pipeline.registry import OWN_DISTRIBUTION, Entry, PluginBuildError
+
+    class Reads:
+        def __init__(self, config):
+            self.width = config.width  # ToyConfig has no width
+
+    with pytest.raises(AttributeError):  # our bug: the traceback is for us
+        Entry("reads", Reads, ToyConfig, OWN_DISTRIBUTION, "toy").build(ToyConfig())
+    with pytest.raises(PluginBuildError) as err:
+        Entry("reads", Reads, ToyConfig, "seqpipe-reads", "toy").build(ToyConfig())
+    message = str(err.value)
+    assert "toy=reads" in message and "'seqpipe-reads'" in message and "'width'" in message
+    assert "add it to the config dataclass ToyConfig" in message
 
 
 def test_unknown_name_suggests_the_closest():
@@ -117,8 +181,10 @@ def test_a_declared_class_that_cannot_load_names_component_and_provider(
 
 
 def test_declare_rejects_a_target_without_module_and_class():
-    with pytest.raises(TypeError, match="module:QualName"):
-        Registry("toy", "test_toy_target").declare("delta", ToyConfig, "just_a_module")
+    reg = Registry("toy", "test_toy_target")
+    reg.declare("delta", ToyConfig, "just_a_module")
+    with pytest.raises(ConfigError, match="module:QualName"):
+        reg.get("delta")
 
 
 class Declared:
@@ -131,5 +197,6 @@ def test_decorating_a_declared_class_binds_it_and_another_class_is_a_duplicate()
     # The module holding a declared class may decorate it too: the same component.
     assert reg.register("eps", config=ToyConfig)(Declared) is Declared
     assert reg.get("eps").cls is Declared
+    reg.register("eps", config=ToyConfig)(type("Other", (), {}))
     with pytest.raises(DuplicateComponentError, match="'eps'"):
-        reg.register("eps", config=ToyConfig)(type("Other", (), {}))
+        reg.get("eps")

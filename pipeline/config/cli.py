@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from importlib import resources
-from importlib.metadata import PackageNotFoundError, version
 
 from hydra.core.config_store import ConfigStore
 
@@ -122,6 +121,7 @@ def check_overrides(argv: list[str]) -> None:
         options = group_options(key)
         explicit[key] = [c for c in value.split(",") if c]
         for choice in explicit[key]:
+            check_available(key, choice)
             if choice not in options:
                 raise ConfigError(
                     f"Unknown option {key}={choice}. {did_you_mean(choice, options)}"
@@ -159,36 +159,79 @@ def check_overrides(argv: list[str]) -> None:
 
 
 def _failed_plugins_hint(option: str) -> str:
-    """Where plugins failed to load, the option asked for may be one of theirs: say so."""
-    from pipeline.plugins import failures
+    """Where plugins failed to load, the option asked for may be one of theirs: say so; and
+    name any installed package that depends on us but declares no entry point."""
+    from pipeline.plugins import failures, missing_entry_point_hint
 
+    hint = missing_entry_point_hint()
     if not failures:
-        return ""
+        return hint
     names = ", ".join(f"'{f.name}' from '{f.provider}'" for f in failures)
     return (
         f" Note: plugin {names} failed to load (see the warning above); if it provides "
-        f"{option}, fix or reinstall it."
+        f"{option}, fix or reinstall it." + hint
     )
 
 
-def print_plugins() -> None:
-    """Every registered component, by registry, with its provider and version."""
+def check_available(group: str, option: str) -> None:
+    """``encoder=lstm`` where that name is disabled (two providers, a broken declaration):
+    the registry's reason, before Hydra composes anything."""
     from pipeline import registry
-    from pipeline.plugins import failures
+
+    reg = registry.ALL.get(group)
+    unavailable = {u.name: u for u in reg.unavailable()} if reg is not None else {}
+    if option in unavailable:
+        raise registry.UnavailableComponentError(unavailable[option].reason)
+
+
+def print_plugins(check: bool = False) -> int:
+    """Every registered component, by registry, with its provider and version; what failed
+    and what looks forgotten. ``check``: also import every class and validate every config,
+    one line per problem. Returns the number of problems found (failures included)."""
+    from pipeline import registry
+    from pipeline.plugins import check_components, failures, missing_entry_points
+    from pipeline.registry import provider_version
     from pipeline.tasks import declare_built_in, kinds
 
     declare_built_in()
+    problems = len(failures)
     for group, reg in [*registry.ALL.items(), ("task kinds", kinds)]:
         print(f"{group}:")
         for entry in reg.entries():
-            try:
-                provider = f"{entry.provider} {version(entry.provider)}"
-            except PackageNotFoundError:
-                provider = entry.provider
             where = entry.target.replace(":", ".")  # named, not imported
-            print(f"  {entry.name:<16} {where}  [{provider}]")
+            print(f"  {entry.name:<16} {where}  [{provider_version(entry.provider)}]")
+        for unavailable in reg.unavailable():
+            print(f"  {unavailable.name:<16} DISABLED: {unavailable.reason}")
+            problems += 1
     for failure in failures:
         print(f"failed: plugin '{failure.name}' from '{failure.provider}': {failure.error}")
+    for name in missing_entry_points():
+        print(
+            f"warning: distribution '{name}' depends on seqpipe but declares no "
+            '[project.entry-points."pipeline.plugins"]: none of its components are loaded. '
+            "Add one (see plugins/README.md) and reinstall it."
+        )
+    if not check:
+        print("(python -m pipeline plugins --check also imports each class and checks its config)")
+        return problems
+    found = check_components()  # the disabled names again, and what importing finds
+    for line in found:
+        print(f"problem: {line}")
+    print(f"checked: {len(found)} problem(s)" if found else "checked: no problems")
+    return len(found) + len(failures)
+
+
+def plugins_command(args: list[str]) -> int:
+    """``plugins [--check]``: the listing; with ``--check`` exit status 1 if a problem was
+    found (a plugin author's first look), 0 otherwise."""
+    unknown = [a for a in args if a != "--check"]
+    if unknown:
+        raise ConfigError(
+            f"Unknown argument {unknown[0]!r} for plugins. Use: python -m pipeline plugins "
+            "[--check]  (--check imports every component and validates its config)."
+        )
+    problems = print_plugins(check="--check" in args)
+    return 1 if "--check" in args and problems else 0
 
 
 def print_help(argv: list[str]) -> None:

@@ -113,7 +113,7 @@ def fit_tokenizer(config_node: Any, train_texts: Iterable[str] | Dataset) -> Tok
             return load_tokenizer(cached)
         except Exception:  # an unreadable cache entry: fit again and replace it
             shutil.rmtree(cached, ignore_errors=True)
-    tokenizer = tokenizers.get(config.name).cls(config)
+    tokenizer = tokenizers.get(config.name).build(config)
     tokenizer.fit(_texts(train_texts))
     if cached is not None:
         _store(tokenizer, cached)

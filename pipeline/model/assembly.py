@@ -6,6 +6,7 @@ configs never repeat them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,16 +44,18 @@ def build_model(
     ``vocabulary`` (a ``contracts.Vocabulary``) goes to an embedding that reads word vectors
     (``uses_vocabulary``); a model rebuilt from a checkpoint passes none."""
     configs = component_configs(cfg)
-    build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
-    embedding_cls = build["embedding"]
-    if getattr(embedding_cls, "uses_vocabulary", False):
-        embedding = embedding_cls(configs["embedding"], vocab_size, pad_id, vocabulary=vocabulary)
+    build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
+    embedding_entry = build["embedding"]
+    if getattr(embedding_entry.cls, "uses_vocabulary", False):
+        embedding = embedding_entry.build(
+            configs["embedding"], vocab_size, pad_id, vocabulary=vocabulary
+        )
     else:
-        embedding = embedding_cls(configs["embedding"], vocab_size, pad_id)
-    encoder = build["encoder"](configs["encoder"], embedding.output_dim)
+        embedding = embedding_entry.build(configs["embedding"], vocab_size, pad_id)
+    encoder = build["encoder"].build(configs["encoder"], embedding.output_dim)
     warn_if_mask_ignored(encoder, configs["encoder"].name)
-    pooler = build["pooler"](configs["pooler"], encoder.output_dim)
-    head = build["head"](configs["head"], pooler.output_dim, num_classes)
+    pooler = build["pooler"].build(configs["pooler"], encoder.output_dim)
+    head = build["head"].build(configs["head"], pooler.output_dim, num_classes)
     return SequenceClassifier(embedding, encoder, pooler, head)
 
 
@@ -80,25 +83,20 @@ class LanguageModel(nn.Module):
 def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageModel:
     """Embedding -> causal encoder -> LM head (tied to the embedding if asked)."""
     configs = component_configs(cfg)
-    build = {g: registry.ALL[g].get(c.name).cls for g, c in configs.items()}
-    if getattr(build["embedding"], "uses_vocabulary", False):
+    build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
+    if getattr(build["embedding"].cls, "uses_vocabulary", False):
         raise ConfigError(
             f"embedding={configs['embedding'].name} (word vectors) is not available with "
             "task=lm yet; use it with a classification task (task=sentiment or task=topic), "
             "or embedding=learned here."
         )
-    embedding = build["embedding"](configs["embedding"], vocab_size, pad_id)
-    encoder = build["encoder"](configs["encoder"], embedding.output_dim)
+    embedding = build["embedding"].build(configs["embedding"], vocab_size, pad_id)
+    encoder = build["encoder"].build(configs["encoder"], embedding.output_dim)
     warn_if_mask_ignored(encoder, configs["encoder"].name)
     if not getattr(encoder, "causal", False):
-        raise ConfigError(
-            f"encoder={configs['encoder'].name} is not causal (it reads the tokens a language "
-            "model must predict: a bidirectional RNN, attention or convolutions over the whole "
-            "row), so it cannot be used with task=lm. Use a left-to-right encoder: "
-            "encoder=lstm, gru, rnn or scratch_lstm with encoder.bidirectional=false."
-        )
+        raise ConfigError(not_causal(configs["encoder"]))
     encoder.carries_state = True  # its state must be exact at each row's last real token
-    head = build["head"](configs["head"], encoder.output_dim, vocab_size)
+    head = build["head"].build(configs["head"], encoder.output_dim, vocab_size)
     if getattr(configs["head"], "tie_weights", False):
         if embedding.weight is None:
             raise ConfigError(
@@ -107,6 +105,44 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
             )
         head.tie(embedding.weight)
     return LanguageModel(embedding, encoder, head)
+
+
+def not_causal(config: Any) -> str:
+    """Why ``encoder=<name>`` cannot model language, and which registered encoders can."""
+    always, unidirectional = causal_encoders()
+    name = config.name
+    fix = (
+        f" Set encoder.bidirectional=false to make encoder={name} causal."
+        if getattr(config, "bidirectional", False)
+        else ""
+    )
+    choices = [", ".join(f"encoder={n}" for n in always)] if always else []
+    if unidirectional:
+        listed = ", ".join(f"encoder={n}" for n in unidirectional)
+        choices.append(f"with encoder.bidirectional=false (causal per instance): {listed}")
+    return (
+        f"encoder={name} is not causal (it reads the tokens a language model must predict: a "
+        "bidirectional RNN, attention or convolutions over the whole row), so it cannot be "
+        f"used with task=lm.{fix} Causal encoders: {'; '.join(choices) or 'none registered'}."
+    )
+
+
+def causal_encoders() -> tuple[list[str], list[str]]:
+    """The registered encoders whose class declares ``causal = True``, and those causal per
+    instance when built with ``bidirectional=False`` (left-to-right RNNs). An encoder that
+    cannot be imported or built here is left out (this is only a hint)."""
+    always, unidirectional = [], []
+    for entry in registry.encoders.entries():
+        try:
+            if getattr(entry.cls, "causal", False) is True:
+                always.append(entry.name)
+            elif "bidirectional" in {f.name for f in dataclasses.fields(entry.config)}:
+                config = entry.config(name=entry.name, bidirectional=False)
+                if getattr(entry.cls(config, 4), "causal", False) is True:
+                    unidirectional.append(entry.name)
+        except Exception:  # a broken plugin: it has its own error when chosen
+            continue
+    return always, unidirectional
 
 
 def with_embedding_dim(config: dict[str, Any], weights: Mapping[str, Any]) -> dict[str, Any]:

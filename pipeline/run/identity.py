@@ -84,6 +84,7 @@ def start_tracker(cfg: DictConfig, tracker: Any, ctx: Any) -> None:
         "git_commit": git_commit(),
         "device": str(ctx.device),
         "pipeline_version": __version__,
+        **provider_tags(cfg),
         DESCRIPTION_TAG: description(cfg, params, command),
     }
     if command:
@@ -97,6 +98,18 @@ def start_tracker(cfg: DictConfig, tracker: Any, ctx: Any) -> None:
     )
     if ctx.resumed is None:
         tracker.log_params(params)
+
+
+def provider_tags(cfg: DictConfig) -> dict[str, str]:
+    """``plugin.<group>``: the distribution and version that provided each chosen component
+    and the task kind (``plugin.encoder`` = ``seqpipe-qrnn 0.1.0``), built-ins included."""
+    from pipeline import registry, tasks
+
+    tags = {
+        f"plugin.{group}": registry.provider_version(components.get(str(cfg[group].name)).provider)
+        for group, components in registry.ALL.items()
+    }
+    return tags | {"plugin.task": registry.provider_version(tasks.provider(cfg))}
 
 
 def log_datasets(tracker: Any, name: str, fingerprint: dict[str, Any] | None) -> None:

@@ -79,6 +79,8 @@ def validate(cfg: DictConfig) -> Sections:
     task_config = typed(TaskConfig, cfg.task, "task")
     component_configs(cfg)
     registry.tokenizers.config_from(cfg.tokenizer)
+    for group, components in registry.ALL.items():  # a plugin's broken class fails now,
+        _ = components.get(str(cfg[group].name)).cls  # not after the data is read
     task = tasks.build(cfg)  # checks the sections the task owns (its data)
     check_monitor(trainer.monitor, task.metric_names)
     return Sections(trainer, optimizer, tracking, task_config, task, suggested)

@@ -16,7 +16,7 @@ from pipeline.registry import Registry, providing
 
 #: The task kinds, chosen by ``task.type`` (set by the task presets): not a config group of
 #: their own, so nothing goes into Hydra's ConfigStore.
-kinds: Registry[Any] = Registry("task kind", "task.type", store=False)
+kinds: Registry[Any] = Registry("task kind", "task.type", store=False, base=TaskConfig)
 
 BUILT_IN = {
     "classification": "pipeline.tasks.classification:ClassificationTask",
@@ -35,7 +35,13 @@ def declare_built_in() -> None:
 def build(cfg: Any) -> Any:
     """The task ``cfg.task.type`` names, built from the composed config (which it checks)."""
     declare_built_in()
-    return kinds.get(str(cfg.task.type)).cls(cfg)
+    return kinds.get(str(cfg.task.type)).build(cfg)
+
+
+def provider(cfg: Any) -> str:
+    """The distribution that provides the task kind ``cfg`` names (a run's tags)."""
+    declare_built_in()
+    return kinds.get(str(cfg.task.type)).provider
 
 
 def kind(name: str) -> Any:

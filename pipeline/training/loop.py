@@ -25,7 +25,7 @@ from pipeline.model.checkpoint import Checkpoint
 from pipeline.runtime.amp import apply_policy
 from pipeline.runtime.determinism import configure_numerics
 from pipeline.runtime.device import autocast
-from pipeline.runtime.state import detach_state, state_to
+from pipeline.runtime.state import detach_state, state_for_checkpoint, state_from_checkpoint
 from pipeline.training.averaging import WeightAverage
 from pipeline.training.book import EpochBook
 from pipeline.training.callbacks import Callback
@@ -130,7 +130,7 @@ class _Loop:
         carried = bool(at.step) and job.is_main
         loss_sum = torch.full((), at.loss_sum if carried else 0.0, device=ctx.device)
         seen = at.seen if at.step else 0
-        state = state_to(at.carried, ctx.device) if at.step else None
+        state = state_from_checkpoint(at.carried, ctx.device) if at.step else None
         started, watch, step = time.perf_counter(), NonFiniteWatch(at.step), at.step
         for step, batch in enumerate(epoch_batches.batches, at.step + 1):
             with autocast(ctx.device, self.amp):
@@ -184,7 +184,7 @@ class _Loop:
             best_value=self.book.best_value,
             best_epoch=self.book.best_epoch,
             bad_epochs=self.book.bad_epochs,
-            carried=state_to(state, torch.device("cpu")),
+            carried=state_for_checkpoint(state),
         )
         here.capture_rng(self.ctx.job)
         path = self.book.checkpoint_dir / "last.pt"
