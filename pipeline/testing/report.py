@@ -128,6 +128,10 @@ def _entry(
             from pipeline.plugins import load_plugins
 
             load_plugins()
+        disabled = {u.name: u.reason for u in reg.unavailable()}
+        if component in disabled:  # registered, then disabled (a clash, a broken config)
+            report.fail("registered", f"'{component}' is disabled: {disabled[component]}")
+            return None
         if component not in reg:
             known = ", ".join(reg.names()) or "(none)"
             report.fail(

@@ -74,6 +74,18 @@ def test_a_bad_declare_target_is_a_named_import_failure(kind, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", KITS)
+def test_a_name_the_registry_disabled_is_a_named_failure_saying_why(kind, monkeypatch):
+    kit, reg = KITS[kind]
+    monkeypatch.setattr(reg, "_unavailable", dict(reg._unavailable))  # undone after the test
+    monkeypatch.setattr(reg, "_entries", dict(reg._entries))
+    reg.declare("zz_disabled", NoNameConfig, "my_pkg.thing:Thing")  # disabled, not raised
+    report = kit("zz_disabled")
+    assert list(report.failed) == ["registered"], str(report)
+    assert "disabled" in report.failed["registered"]
+    assert "ComponentConfig" in report.failed["registered"]
+
+
+@pytest.mark.parametrize("kind", KITS)
 def test_an_unknown_name_is_a_named_failure(kind):
     kit, _ = KITS[kind]
     report = kit("zz_never_registered")
