@@ -94,7 +94,9 @@ def test_the_command_line_trains_tracks_and_tags_the_plugin_task(site, tmp_path,
 
     done = pipeline_cli(
         site,
-        "task=token_count",  # its own data option's defaults: no data.* setting (see the guide)
+        "task=token_count",
+        "data.train_rows=64",  # a key of the plugin's own data option, checked against it
+        "data.eval_rows=16",
         "trainer.max_epochs=2",
         f"tracking.uri={mlflow_store}",
         "tracking.experiment=third_party_task",
