@@ -42,11 +42,15 @@ def toy_sentences(path, n: int, seed: int, extra: tuple[str, ...] = ()) -> str:
     return str(path)
 
 
-def prepared(folder, *overrides: str, test_words: tuple[str, ...] = ()) -> TaggingTask:
+def prepared(
+    folder, *overrides: str, test_words: tuple[str, ...] = (), test_text: str = ""
+) -> TaggingTask:
     """A tagging task prepared in this process on toy files (no Hydra run, no tracker)."""
     train = toy_sentences(folder / "train.txt", 60, 0)
     validation = toy_sentences(folder / "validation.txt", 12, 1)
     test = toy_sentences(folder / "test.txt", 12, 2, extra=test_words)
+    if test_text:
+        (folder / "test.txt").write_text(test_text)
     cfg = composed(
         "task=tagging",
         "data=files",
@@ -127,6 +131,15 @@ def test_oov_accuracy_counts_exactly_the_words_unseen_in_training(in_tmp):  # no
     right = [g == t for g, t, oov in zip(guess, gold, flags, strict=True) if oov]
     assert result.oov_words == len(right) > 0
     assert result.oov_accuracy == pytest.approx(sum(right) / len(right))
+
+
+def test_a_tag_unseen_in_training_counts_as_an_error(in_tmp):  # noqa: F811
+    task = prepared(in_tmp, test_text="the\tDET\ndog\tNOUN\nwow\tINTJ\n")
+    assert task.tags[-1] == "INTJ" and "INTJ" not in task.train_tags
+    metrics = task.evaluate(task.build_model(task.ctx), "test")
+    confusion = task.evaluations["test"].confusion
+    assert int(confusion.sum()) == 3 and int(confusion[-1].sum()) == 1  # counted...
+    assert int(confusion[-1, -1]) == 0 and metrics["accuracy"] <= 2 / 3  # ...and wrong
 
 
 def test_the_tagging_task_passes_the_task_kit(in_tmp):  # noqa: F811
