@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ from pipeline.contracts import EpochBatches
 from pipeline.data.batching import batch_order
 from pipeline.errors import ConfigError, DataError
 from pipeline.tasks.tagging_eval import (
+    TagBatch,
     TagEvaluation,
     TaggedSplit,
     evaluate_tagger,
@@ -89,6 +91,7 @@ class TaggingTask:
             self.characters.save(self.tokenizer_dir)
         ctx.tracker.log_artifact(self.tokenizer_dir, "tokenizer")
         self.splits = {name: self._encode(s) for name, s in data.splits.items()}
+        self._unk_chances(ctx.task.word_dropout)
         print(f"tokenized: vocabulary {self.tokenizer.vocab_size:,} words", flush=True)
 
     def _check_spans(self, ctx: RunContext) -> None:
@@ -103,6 +106,26 @@ class TaggingTask:
                 f"I-X), and these are not ({', '.join(self.train_tags[:5])}...). Monitor "
                 "val/accuracy or val/f1."
             )
+
+    def _unk_chances(self, alpha: float) -> None:
+        """``task.word_dropout`` = a: each id's chance a / (a + count) to become <unk> in
+        training (0 for padding and <unk> itself); None when off."""
+        self.unk_chance = None
+        if not alpha:
+            return
+        train = self.splits["train"]
+        ids = train.ids[train.tags >= 0]
+        counts = torch.bincount(ids, minlength=self.tokenizer.vocab_size).double()
+        chance = alpha / (alpha + counts)
+        chance[[self.tokenizer.pad_id, getattr(self.tokenizer, "unk_id", 1)]] = 0.0
+        self.unk_chance = chance.float()
+
+    def _drop_words(self, batch: TagBatch) -> TagBatch:
+        """The batch with rare words replaced by <unk> (``task.word_dropout``; training)."""
+        chance = self.unk_chance.to(batch.ids.device)[batch.ids]
+        drop = torch.rand(chance.shape, device=chance.device) < chance
+        unk = getattr(self.tokenizer, "unk_id", 1)
+        return replace(batch, ids=batch.ids.masked_fill(drop, unk))
 
     def _unseen_tags(self, data: Any) -> list[str]:
         """Tags of validation / test that train never has: kept (they count as errors)."""
@@ -213,6 +236,8 @@ class TaggingTask:
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         shard, global_words = batch
+        if getattr(self, "unk_chance", None) is not None and model.training:
+            shard = self._drop_words(shard)
         return token_loss(forward(model, shard), shard), global_words, None
 
     def train_metrics(self, mean_loss: float) -> dict[str, float]:

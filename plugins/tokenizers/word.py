@@ -57,6 +57,11 @@ class WordTokenizerConfig(ComponentConfig):
     )
     min_freq: int = describe("min count in the train split for a word to enter the vocab", 2, min=1)
     lowercase: bool = describe("lowercase the text before splitting it into words", True)
+    zero_digits: bool = describe(
+        "every digit becomes 0 before the lookup (2019 and 1984 share one entry; numbers "
+        "unseen in train are known)",
+        False,
+    )
     split: str = describe(
         "how text splits into words: 'words' = \\w+ runs and punctuation runs apart; "
         "'whitespace' = on whitespace only (pre-tokenized corpora such as PTB)",
@@ -141,6 +146,8 @@ class WordTokenizer:
         steps = [normalizers.Replace(Regex(BR_PATTERN), " ")]
         if self.config.lowercase:
             steps.append(normalizers.Lowercase())
+        if getattr(self.config, "zero_digits", False):
+            steps.append(normalizers.Replace(Regex(r"\d"), "0"))
         others = [t for t in self.specials if t != UNK]  # <pad> (and <eos>) -> <unk>
         steps.append(normalizers.Replace(Regex(_alternation(others)), UNK))
         if training:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from pipeline import registry
-from pipeline.config.schemas import TrainerConfig
+from pipeline.config.schemas import TaskConfig, TrainerConfig, typed
 from pipeline.contracts import Embedding
 from pipeline.errors import ConfigError
 from pipeline.registry import ComponentConfig
@@ -61,7 +61,7 @@ def prepared(
         *overrides,
     )
     trainer = TrainerConfig(batch_size=4, bucket_size=2, eval_batch_size=8, device="cpu")
-    ctx = local_context(trainer, checkpoint_dir=folder)
+    ctx = local_context(trainer, checkpoint_dir=folder, task=typed(TaskConfig, cfg.task, "task"))
     ctx.cfg = cfg
     task = TaggingTask(cfg)
     task.prepare(ctx)
@@ -78,6 +78,16 @@ def test_the_word_tokenizer_gives_one_id_per_given_word():
     lower = WordTokenizer(WordTokenizerConfig(name="word", min_freq=1, lowercase=True))
     lower.fit_words([["Dog", "dog"]])
     assert lower.encode_words([["DOG", "dog"]]) == [[2, 2]]
+
+
+def test_zero_digits_makes_unseen_numbers_known():
+    config = WordTokenizerConfig(name="word", min_freq=1, lowercase=False, zero_digits=True)
+    tokenizer = WordTokenizer(config)
+    tokenizer.fit_words([["in", "2019", "A4"]])
+    assert tokenizer.encode_words([["1984", "A7", "2019"]]) == tokenizer.encode_words(
+        [["2019", "A4", "1066"]]
+    )
+    assert 1 not in tokenizer.encode_words([["1984", "A7"]])[0]
 
 
 @settings(max_examples=30, deadline=None)
@@ -140,6 +150,21 @@ def test_a_tag_unseen_in_training_counts_as_an_error(in_tmp):  # noqa: F811
     confusion = task.evaluations["test"].confusion
     assert int(confusion.sum()) == 3 and int(confusion[-1].sum()) == 1  # counted...
     assert int(confusion[-1, -1]) == 0 and metrics["accuracy"] <= 2 / 3  # ...and wrong
+
+
+def test_word_dropout_turns_training_words_into_unk_never_padding(in_tmp):  # noqa: F811
+    task = prepared(in_tmp, "task.word_dropout=1e9")  # every word's chance ~ 1
+    batch, _ = next(iter(task.train_batches(1, 0).batches))
+    dropped = task._drop_words(batch)
+    assert (dropped.ids[batch.mask] == task.tokenizer.unk_id).all()
+    assert (dropped.ids[~batch.mask] == task.tokenizer.pad_id).all()
+    assert task.unk_chance[task.tokenizer.pad_id] == 0
+    model = task.build_model(task.ctx).eval()
+    task._drop_words = None  # evaluation never drops a word: calling it would fail
+    task.loss(model, (batch, 1), None)
+    off = in_tmp / "off"
+    off.mkdir()
+    assert prepared(off).unk_chance is None  # task.word_dropout=0, the default: off
 
 
 def test_the_tagging_task_passes_the_task_kit(in_tmp):  # noqa: F811
