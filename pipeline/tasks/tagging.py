@@ -107,6 +107,14 @@ class TaggingTask:
                 "val/accuracy or val/f1."
             )
 
+    def suggested_settings(self) -> list[Any]:
+        """``encoder.bidirectional=true`` where the encoder has it and it was not given: a
+        word's tag depends on the words after it too. (A preset setting it would break
+        ``encoder=cnn`` or ``transformer``, which have no such key.)"""
+        from pipeline.config.suggestions import Suggestion
+
+        return [Suggestion("encoder.bidirectional", True, "task=tagging")]
+
     def _unk_chances(self, alpha: float) -> None:
         """``task.word_dropout`` = a: each id's chance a / (a + count) to become <unk> in
         training (0 for padding and <unk> itself); None when off."""

@@ -270,3 +270,4 @@ def test_a_tiny_tagging_run_logs_its_metrics_and_artifacts(in_tmp, data_dir, mlf
         assert (result.output_dir / path).is_file(), path
     saved = torch.load(result.best_checkpoint, weights_only=True)
     assert saved["config"]["task"]["type"] == "tagging" and len(saved["labels"]) == 17
+    assert saved["config"]["encoder"]["bidirectional"] is True  # the task's suggestion
