@@ -152,6 +152,7 @@ class TaggingTask:
         saved = ctx.checkpoint_dir / "tokenizer"
         if ctx.resumed is not None and (saved / "tokenizer_config.json").is_file():
             return load_tokenizer(saved)
+        _suggest_zero_digits(ctx)
         config = tokenizer_config(ctx.cfg.tokenizer)
         tokenizer = tokenizers.get(str(ctx.cfg.tokenizer.name)).cls(config)
         if not hasattr(tokenizer, "encode_words"):
@@ -303,6 +304,19 @@ class TaggingTask:
         write_tag_reports(result, self.tags, reports, gold, guess, is_bio(self.train_tags))
         ctx.tracker.log_artifact(reports, "reports")
         ctx.tracker.log_artifact(plots, "plots")
+
+
+def _suggest_zero_digits(ctx: RunContext) -> None:
+    """``tokenizer.zero_digits=true`` where the tokenizer has it and it was not given (numbers
+    unseen in train are known): applied here, before the tokenizer is fitted. (A preset
+    setting it would break ``tokenizer=char``, which has no such key.)"""
+    from pipeline.config.suggestions import Suggestion, apply_suggestions, describe_applied
+
+    applied = apply_suggestions(
+        ctx.cfg, [Suggestion("tokenizer.zero_digits", True, "task=tagging")]
+    )
+    for line in describe_applied(applied):
+        print(line, flush=True)
 
 
 def _fingerprint(splits: dict[str, list[Any]], source: str, tags: list[str]) -> dict:

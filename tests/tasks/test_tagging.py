@@ -164,7 +164,9 @@ def test_word_dropout_turns_training_words_into_unk_never_padding(in_tmp):  # no
     task.loss(model, (batch, 1), None)
     off = in_tmp / "off"
     off.mkdir()
-    assert prepared(off).unk_chance is None  # task.word_dropout=0, the default: off
+    assert (
+        prepared(off, "task.word_dropout=0").unk_chance is None
+    )  # task.word_dropout=0, the default: off
 
 
 def test_the_tagging_task_passes_the_task_kit(in_tmp):  # noqa: F811
@@ -270,4 +272,5 @@ def test_a_tiny_tagging_run_logs_its_metrics_and_artifacts(in_tmp, data_dir, mlf
         assert (result.output_dir / path).is_file(), path
     saved = torch.load(result.best_checkpoint, weights_only=True)
     assert saved["config"]["task"]["type"] == "tagging" and len(saved["labels"]) == 17
-    assert saved["config"]["encoder"]["bidirectional"] is True  # the task's suggestion
+    assert saved["config"]["encoder"]["bidirectional"] is True  # the task's suggestions
+    assert saved["config"]["tokenizer"]["zero_digits"] is True
