@@ -51,10 +51,18 @@ class Embedding(nn.Module):
 
     An embedding with ``uses_vocabulary = True`` also takes ``vocabulary=`` (a
     :class:`Vocabulary`, or None when rebuilt from a checkpoint whose weights it then loads).
+
+    An embedding with ``uses_characters = True`` reads each word's characters too: it is
+    built as ``cls(config, vocab_size, pad_id, num_chars=N)`` and called as
+    ``embedding(ids, chars)``, ``chars`` int64 [B, T, L]: the character ids of each word
+    (0 = padding, of characters and of padded words; 1 = an unknown character; ids < N),
+    L = the batch's longest word, cut at ``config.max_word_length`` (24 when it has none).
+    Only ``task=tagging`` supplies characters so far; the other tasks refuse such an embedding.
     """
 
     output_dim: int
     uses_vocabulary: bool = False
+    uses_characters: bool = False
 
     def __init__(self, config: Any, vocab_size: int, pad_id: int) -> None:
         super().__init__()
@@ -124,7 +132,14 @@ class Head(nn.Module):
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    """Text <-> ids. Fitted on the train split only, saved with the run."""
+    """Text <-> ids. Fitted on the train split only, saved with the run.
+
+    Optional, for input already split into words (``task=tagging`` requires it):
+    ``encode_words(sentences: list[list[str]]) -> list[list[int]]``, exactly one id per
+    given word (never re-split nor merged; an unknown word -> the unknown id), and
+    ``fit_words(sentences)`` to fit the vocabulary on such words (else ``fit`` gets each
+    sentence's words joined by spaces).
+    """
 
     def fit(self, texts: Any) -> None:
         """Learn the vocabulary from an iterable of strings."""

@@ -21,7 +21,7 @@ from plugins.encoders.configs import (
     ScratchLSTMConfig,
     TransformerConfig,
 )
-from plugins.heads.configs import ClassifierConfig, LMHeadConfig
+from plugins.heads.configs import ClassifierConfig, LMHeadConfig, TaggerConfig
 from plugins.poolers.configs import AttentionPoolerConfig, PoolerConfig
 from plugins.tokenizers import basic_english, char, word  # noqa: F401
 
@@ -63,3 +63,4 @@ registry.poolers.declare(
 
 registry.heads.declare("classifier", ClassifierConfig, "plugins.heads.classifier:ClassifierHead")
 registry.heads.declare("lm", LMHeadConfig, "plugins.heads.lm:LMHead")
+registry.heads.declare("tagger", TaggerConfig, "plugins.heads.tagger:TaggerHead")

@@ -33,7 +33,7 @@ def test_help_lists_every_group_and_its_options():
         assert f"{group}:" in done.stdout, group
     for option in ("lstm", "gru", "rnn", "imdb", "sst2", "trec", "basic_english", "char", "ptb"):
         assert option in done.stdout, option
-    assert "sentiment, topic" in done.stdout
+    assert "sentiment, tagging, topic" in done.stdout
     assert "hidden_size" in done.stdout
 
 

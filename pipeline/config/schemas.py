@@ -262,6 +262,13 @@ class TaskConfig:
         min=0.0,
         max=1.0,
     )
+    word_dropout: float = describe(
+        "tagging: in training, each word becomes <unk> with probability a / (a + its count "
+        "in train) (Kiperwasser & Goldberg 2016): rare words teach the <unk> vector the "
+        "contexts unseen words come in; 0 = off",
+        0.0,
+        min=0.0,
+    )
 
 
 #: The optimizer group's options, each with its own defaults.

@@ -46,6 +46,7 @@ def build_model(
     configs = component_configs(cfg)
     build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
     embedding_entry = build["embedding"]
+    refuse_characters(embedding_entry.cls, configs["embedding"].name)
     if getattr(embedding_entry.cls, "uses_vocabulary", False):
         embedding = embedding_entry.build(
             configs["embedding"], vocab_size, pad_id, vocabulary=vocabulary
@@ -84,6 +85,7 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
     """Embedding -> causal encoder -> LM head (tied to the embedding if asked)."""
     configs = component_configs(cfg)
     build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
+    refuse_characters(build["embedding"].cls, configs["embedding"].name)
     if getattr(build["embedding"].cls, "uses_vocabulary", False):
         raise ConfigError(
             f"embedding={configs['embedding'].name} (word vectors) is not available with "
@@ -105,6 +107,57 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
             )
         head.tie(embedding.weight)
     return LanguageModel(embedding, encoder, head)
+
+
+def refuse_characters(embedding_cls: type, name: str) -> None:
+    """Only the tagging task supplies each word's characters (``uses_characters``)."""
+    if getattr(embedding_cls, "uses_characters", False):
+        raise ConfigError(
+            f"embedding={name} reads characters; only task=tagging supplies them so far. "
+            "Use it with task=tagging, or embedding=learned here."
+        )
+
+
+class SequenceTagger(nn.Module):
+    """Token ids [B, T] + mask [B, T] (+ chars [B, T, L]) -> tag logits [B, T, C]."""
+
+    def __init__(self, embedding: nn.Module, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, ids: Tensor, mask: Tensor, chars: Tensor | None = None) -> Tensor:
+        if getattr(self.embedding, "uses_characters", False):
+            x = self.embedding(ids, chars)  # [B, T, E]
+        else:
+            x = self.embedding(ids)
+        return self.head(self.encoder(x, mask).sequence)  # [B, T, H] -> [B, T, C]
+
+
+def build_tagger(
+    cfg: Any, vocab_size: int, pad_id: int, num_tags: int, num_chars: int | None = None
+) -> SequenceTagger:
+    """Embedding -> encoder (its ``sequence``) -> a per-token head; no pooler. An embedding
+    that reads characters (``uses_characters``) is built with ``num_chars=``."""
+    configs = component_configs(cfg)
+    build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
+    entry, config = build["embedding"], configs["embedding"]
+    if getattr(entry.cls, "uses_vocabulary", False):
+        raise ConfigError(
+            f"embedding={config.name} (word vectors) is not available with task=tagging yet; "
+            "use embedding=learned or a character-aware embedding."
+        )
+    if getattr(entry.cls, "uses_characters", False):
+        if num_chars is None:
+            raise ConfigError(f"embedding={config.name} reads characters, but none were given.")
+        embedding = entry.build(config, vocab_size, pad_id, num_chars=num_chars)
+    else:
+        embedding = entry.build(config, vocab_size, pad_id)
+    encoder = build["encoder"].build(configs["encoder"], embedding.output_dim)
+    warn_if_mask_ignored(encoder, configs["encoder"].name)
+    head = build["head"].build(configs["head"], encoder.output_dim, num_tags)
+    return SequenceTagger(embedding, encoder, head)
 
 
 def not_causal(config: Any) -> str:

@@ -21,6 +21,7 @@ kinds: Registry[Any] = Registry("task kind", "task.type", store=False, base=Task
 BUILT_IN = {
     "classification": "pipeline.tasks.classification:ClassificationTask",
     "language_model": "pipeline.tasks.language_model:LanguageModelTask",
+    "tagging": "pipeline.tasks.tagging:TaggingTask",
 }
 
 

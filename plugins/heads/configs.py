@@ -47,3 +47,14 @@ class LMHeadConfig(ComponentConfig):
         "embedding and encoder sizes differ a bias-free projection bridges them",
         False,
     )
+
+
+@dataclass
+class TaggerConfig(ComponentConfig):
+    dropout: float = describe(
+        "dropout on each word's features before the output layer",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )

@@ -57,6 +57,11 @@ class WordTokenizerConfig(ComponentConfig):
     )
     min_freq: int = describe("min count in the train split for a word to enter the vocab", 2, min=1)
     lowercase: bool = describe("lowercase the text before splitting it into words", True)
+    zero_digits: bool = describe(
+        "every digit becomes 0 before the lookup (2019 and 1984 share one entry; numbers "
+        "unseen in train are known)",
+        False,
+    )
     split: str = describe(
         "how text splits into words: 'words' = \\w+ runs and punctuation runs apart; "
         "'whitespace' = on whitespace only (pre-tokenized corpora such as PTB)",
@@ -127,6 +132,7 @@ class WordTokenizer:
                 f"{len(self.specials)} to hold the specials {self.specials}."
             )
         self._tok: Any = None  # tokenizers.Tokenizer once fitted or loaded
+        self._index: dict[str, int] | None = None  # word -> id (encode_words), built once
 
     @property
     def specials(self) -> list[str]:
@@ -140,6 +146,8 @@ class WordTokenizer:
         steps = [normalizers.Replace(Regex(BR_PATTERN), " ")]
         if self.config.lowercase:
             steps.append(normalizers.Lowercase())
+        if getattr(self.config, "zero_digits", False):
+            steps.append(normalizers.Replace(Regex(r"\d"), "0"))
         others = [t for t in self.specials if t != UNK]  # <pad> (and <eos>) -> <unk>
         steps.append(normalizers.Replace(Regex(_alternation(others)), UNK))
         if training:
@@ -166,9 +174,6 @@ class WordTokenizer:
         return tok
 
     def fit(self, texts: Iterable[str]) -> None:
-        from tokenizers import AddedToken, Tokenizer
-        from tokenizers.models import WordLevel
-        from tokenizers.processors import TemplateProcessing
         from tokenizers.trainers import WordLevelTrainer
 
         trainer = WordLevelTrainer(
@@ -182,13 +187,20 @@ class WordTokenizer:
         # The trainer also registers the specials as "added tokens", which are matched in
         # raw text: a review containing the literal "<pad>" would get the pad id. Rebuild
         # the model from the learned vocab alone so that only padding is ever id 0.
-        vocab = tok.get_vocab()
+        self._finish(tok.get_vocab(), tok.pre_tokenizer)
+
+    def _finish(self, vocab: dict[str, int], pre_tokenizer: Any) -> None:
+        """The fitted tokenizer over ``vocab`` (specials first, ids without gaps)."""
+        from tokenizers import AddedToken, Tokenizer
+        from tokenizers.models import WordLevel
+        from tokenizers.processors import TemplateProcessing
+
         assert vocab[PAD] == PAD_ID and vocab[UNK] == UNK_ID, vocab
         assert not self.config.eos or vocab[EOS] == EOS_ID, vocab
         assert sorted(vocab.values()) == list(range(len(vocab))), "vocab ids have a gap"
         plain = Tokenizer(WordLevel(vocab=vocab, unk_token=UNK))
         plain.normalizer = self._normalizer(training=False)
-        plain.pre_tokenizer = tok.pre_tokenizer
+        plain.pre_tokenizer = pre_tokenizer
         # A literal <unk> (after normalization, so also "<UNK>" when lowercasing, and the
         # <pad>/<eos> rewritten above) is cut out whole, before the split: the unk id.
         plain.add_tokens([AddedToken(UNK, normalized=True, special=False)])
@@ -197,6 +209,43 @@ class WordTokenizer:
                 single=f"$A {EOS}", special_tokens=[(EOS, EOS_ID)]
             )
         self._tok = plain
+        self._index: dict[str, int] | None = None
+
+    def fit_words(self, sentences: Iterable[list[str]]) -> None:
+        """Fit on words already split (tagging): each given word is one vocabulary entry
+        (normalized as text is: lowercased with ``lowercase``), never split further; order
+        and cut-offs as ``fit`` (count descending, ties by the word; min_freq, vocab_size)."""
+        normalize = self._normalizer(training=False).normalize_str
+        counts: dict[str, int] = {}
+        for sentence in sentences:
+            for word in sentence:
+                form = normalize(word)
+                counts[form] = counts.get(form, 0) + 1
+        specials = self.specials
+        ranked = sorted(
+            (w for w, n in counts.items() if n >= self.config.min_freq and w not in specials),
+            key=lambda w: (-counts[w], w),
+        )[: max(self.config.vocab_size - len(specials), 0)]
+        vocab = {w: i for i, w in enumerate([*specials, *ranked])}
+        self._finish(vocab, self._pre_tokenizer())
+
+    def encode_words(self, sentences: list[list[str]]) -> list[list[int]]:
+        """One id per given word (tagging: the words are already split); a word not in the
+        vocabulary (or a literal special) -> ``<unk>``. No ``<eos>`` is appended."""
+        tok = self._fitted()
+        if getattr(self, "_index", None) is None:
+            vocab = tok.get_vocab()
+            self._index = {w: i for w, i in vocab.items() if i >= len(self.specials)}
+        index, normalize, memo = self._index, tok.normalizer.normalize_str, {}
+        rows = []
+        for sentence in sentences:
+            row = []
+            for word in sentence:
+                if word not in memo:
+                    memo[word] = index.get(normalize(word), UNK_ID)
+                row.append(memo[word])
+            rows.append(row)
+        return rows
 
     def _fitted(self) -> Any:
         if self._tok is None:

@@ -18,6 +18,7 @@ CASES = [
     ("classifier", dict(hidden_size=4, activation="gelu", dropout=0.1), True),
     ("classifier", dict(hidden_size=4, batch_norm=True), False),  # BatchNorm1d: [B, H] only
     ("lm", dict(dropout=0.2), True),
+    ("tagger", dict(dropout=0.1), True),
 ]
 
 
