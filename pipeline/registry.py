@@ -398,6 +398,8 @@ def to_dataclass(
 
         try:
             node = node if OmegaConf.is_config(node) else OmegaConf.create(dict(node))
+            if OmegaConf.get_type(node) not in (schema, dict):  # a subclass's node (a task
+                node = OmegaConf.create(OmegaConf.to_container(node))  # kind's own config)
             merged = OmegaConf.merge(OmegaConf.structured(schema), node)
             _refuse_extra_keys(merged, prefix)
             config = OmegaConf.to_object(merged)

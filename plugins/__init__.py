@@ -8,7 +8,12 @@ The tokenizers need no torch and register with the class decorator.
 """
 
 from pipeline import registry  # not its names: this package's subpackages share them
-from plugins.embeddings.configs import LearnedEmbeddingConfig, PretrainedEmbeddingConfig
+from plugins.embeddings.configs import (
+    CharCNNEmbeddingConfig,
+    LearnedEmbeddingConfig,
+    PretrainedEmbeddingConfig,
+    WordCharEmbeddingConfig,
+)
 from plugins.encoders.configs import (
     CNNConfig,
     LSTMAttentionConfig,
@@ -25,6 +30,12 @@ registry.embeddings.declare(
 )
 registry.embeddings.declare(
     "pretrained", PretrainedEmbeddingConfig, "plugins.embeddings.pretrained:PretrainedEmbedding"
+)
+registry.embeddings.declare(
+    "char_cnn", CharCNNEmbeddingConfig, "plugins.embeddings.characters:CharCNNEmbedding"
+)
+registry.embeddings.declare(
+    "word_char", WordCharEmbeddingConfig, "plugins.embeddings.characters:WordCharEmbedding"
 )
 
 registry.encoders.declare("lstm", RNNConfig, "plugins.encoders.rnn:LSTMEncoder")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from importlib import resources
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -41,9 +42,10 @@ def preset_choices(group: str, option: str) -> dict[str, str]:
     import yaml
 
     path = resources.files("conf") / group / f"{option}.yaml"
-    if not path.is_file():
-        return {}
-    defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])
+    if path.is_file():
+        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])
+    else:  # a plugin's preset, stored in Hydra's ConfigStore
+        defaults = stored_defaults(group, option)
     return {
         key.removeprefix("override /"): value
         for item in defaults
@@ -51,6 +53,18 @@ def preset_choices(group: str, option: str) -> dict[str, str]:
         for key, value in item.items()
         if key.startswith("override /")
     }
+
+
+def stored_defaults(group: str, option: str) -> list[Any]:
+    """The defaults list of ``group=option`` stored in Hydra's ConfigStore, or []."""
+    from omegaconf import OmegaConf
+
+    try:
+        node = ConfigStore.instance().load(f"{group}/{option}.yaml").node
+    except Exception:  # not stored there (Hydra raises its own ConfigLoadError)
+        return []
+    found = node.get("defaults") if OmegaConf.is_dict(node) else None
+    return OmegaConf.to_container(found) if found is not None else []
 
 
 def check_value_type(schema: type, key: str, field: str, override: str) -> None:

@@ -37,12 +37,30 @@ def schema_of(group: str, option: str) -> type | None:
         from pipeline.data.labelled import DataConfig
         from pipeline.data.tagged import TaggedDataConfig, tagged_presets
 
-        schemas["data"] = CorpusConfig if option in corpus_presets() else DataConfig
+        stored = stored_schema(group, option)  # a plugin's own data option
+        schemas["data"] = stored or (CorpusConfig if option in corpus_presets() else DataConfig)
         if option in tagged_presets():
             schemas["data"] = TaggedDataConfig
     elif group in registry.ALL and option in registry.ALL[group]:
         schemas[group] = registry.ALL[group].get(option).config
     return schemas.get(group)
+
+
+def stored_schema(group: str, option: str) -> type | None:
+    """The dataclass of ``group=option`` where a plugin stored it in Hydra's ConfigStore as a
+    structured config (``cs.store(group="data", name=..., node=MyDataConfig())``), else None.
+    Our own data options are YAML files in ``conf/``, not in the ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    try:
+        if not option or f"{option}.yaml" not in ConfigStore.instance().list(group):
+            return None
+    except OSError:  # no option of the group is in the ConfigStore
+        return None
+    node = ConfigStore.instance().load(f"{group}/{option}.yaml").node
+    schema = OmegaConf.get_type(node)
+    return schema if dataclasses.is_dataclass(schema) else None
 
 
 def schema_fields(group: str, option: str) -> set[str] | None:

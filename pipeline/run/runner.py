@@ -76,7 +76,7 @@ def validate(cfg: DictConfig) -> Sections:
     trainer = typed(TrainerConfig, cfg.trainer, "trainer")
     optimizer = typed(OptimizerConfig, cfg.optimizer, "optimizer")
     tracking = typed(TrackingConfig, cfg.tracking, "tracking")
-    task_config = typed(TaskConfig, cfg.task, "task")
+    task_config = typed(tasks.config_schema(cfg), cfg.task, "task")
     component_configs(cfg)
     registry.tokenizers.config_from(cfg.tokenizer)
     for group, components in registry.ALL.items():  # a plugin's broken class fails now,

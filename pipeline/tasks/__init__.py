@@ -39,6 +39,13 @@ def build(cfg: Any) -> Any:
     return kinds.get(str(cfg.task.type)).build(cfg)
 
 
+def config_schema(cfg: Any) -> type:
+    """The config dataclass of the task kind ``cfg`` names: ``TaskConfig``, or the subclass
+    a plugin declared its kind with, so that a kind's own ``task.*`` settings are known."""
+    declare_built_in()
+    return kinds.get(str(cfg.task.type)).config
+
+
 def provider(cfg: Any) -> str:
     """The distribution that provides the task kind ``cfg`` names (a run's tags)."""
     declare_built_in()

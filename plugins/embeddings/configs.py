@@ -82,3 +82,83 @@ class PretrainedEmbeddingConfig(ComponentConfig):
                 f"embedding.train=word2vec trains its own vectors, but embedding.path="
                 f"{self.path} names a file too. Drop one of them."
             )
+
+
+# Character-aware word embeddings (``plugins.embeddings.characters``). Each field is made
+# by a function so both configs share its help text and bounds, with their own defaults.
+def _char_dim() -> int:
+    return describe("size of each character's vector", 30, min=1)
+
+
+def _char_filters(default: int) -> int:
+    return describe("char CNN: number of filters (the size of the char vector)", default, min=1)
+
+
+def _char_kernel() -> int:
+    return describe("char CNN: filter width, in characters", 3, min=1)
+
+
+def _max_word_length() -> int:
+    return describe(
+        "characters read per word: a longer word keeps its first max_word_length characters",
+        24,
+        min=1,
+    )
+
+
+def _dropout() -> float:
+    return describe("dropout on the word vectors", 0.25, min=0.0, max=1.0, max_exclusive=True)
+
+
+@dataclass
+class CharCNNEmbeddingConfig(ComponentConfig):
+    """``embedding=char_cnn``: a word is the max-pooled CNN of its characters (Ma & Hovy 2016)."""
+
+    char_dim: int = _char_dim()
+    char_filters: int = _char_filters(100)
+    char_kernel: int = _char_kernel()
+    max_word_length: int = _max_word_length()
+    dropout: float = _dropout()
+
+
+@dataclass
+class WordCharEmbeddingConfig(ComponentConfig):
+    """``embedding=word_char``: a learned word vector concatenated with a character encoding of
+    the word (char CNN, or char BiLSTM: Lample et al. 2016, Plank et al. 2016)."""
+
+    dim: int = describe("word vector size (the char vector is added to it)", 100, min=1)
+    char_encoder: str = describe(
+        "how a word's characters become its char vector: cnn (max-pooled convolution) | lstm "
+        "(a BiLSTM's last forward and backward states)",
+        "cnn",
+        choices=["cnn", "lstm"],
+    )
+    char_dim: int = _char_dim()
+    char_filters: int = _char_filters(50)
+    char_kernel: int = _char_kernel()
+    char_hidden: int = describe(
+        "char BiLSTM: hidden size of each direction (the char vector is 2 x char_hidden)",
+        50,
+        min=1,
+    )
+    max_word_length: int = _max_word_length()
+    dropout: float = describe(
+        "dropout on the concatenated word + char vectors",
+        0.25,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
+    dropout_kind: str = describe(
+        "how embedding.dropout draws its mask: element | locked (one per sequence and feature)",
+        "element",
+        choices=["element", "locked"],
+    )
+    token_dropout: float = describe(
+        "drop a token's whole word vector (its char vector stays, so the model learns to read "
+        "unknown words from their characters); training only. 0 = off",
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_exclusive=True,
+    )
