@@ -48,7 +48,7 @@ def predictor_from_checkpoint(path: Path, tokenizer_dir: Any = None) -> Any:
     every other kind, naming its sub-command)."""
     from pipeline.model.checkpoint import Checkpoint
 
-    if tasks.kind(Checkpoint.load(path).kind).predicts == "tags":
+    if tasks.kind(Checkpoint.load(path, what="classifier").kind).predicts == "tags":
         return tagger_from_checkpoint(path, tokenizer_dir)
     return classifier_from_checkpoint(path, tokenizer_dir)
 
