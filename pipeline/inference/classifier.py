@@ -217,7 +217,7 @@ def classifier_from_checkpoint(
             f"{path} is not a classifier checkpoint of this pipeline (it lacks the model, "
             "config or labels). Use the best.pt or last.pt that a training run wrote."
         )
-    folder = _tokenizer_folder(path, saved.tokenizer_dir, tokenizer_dir)
+    folder = tokenizer_folder(path, saved.tokenizer_dir, tokenizer_dir)
     tokenizer = load_tokenizer(folder)
     labels = [str(label) for label in saved.labels]
     load_plugins()
@@ -238,7 +238,9 @@ def classifier_from_checkpoint(
     )
 
 
-def _tokenizer_folder(path: Path, recorded: str | None, tokenizer_dir: str | Path | None) -> Path:
+def tokenizer_folder(path: Path, recorded: str | None, tokenizer_dir: str | Path | None) -> Path:
+    """A checkpoint's tokenizer folder: ``tokenizer_dir``, else the recorded one, else
+    ``tokenizer/`` beside the checkpoint; none of them is one error saying what to do."""
     candidates = [tokenizer_dir, recorded, path.parent / "tokenizer"]
     for candidate in candidates:
         if candidate is not None and Path(candidate).is_dir():

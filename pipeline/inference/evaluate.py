@@ -1,4 +1,4 @@
-"""Evaluate a trained classifier on another data set, recorded as a new MLflow run.
+"""Evaluate a trained classifier (or tagger) on another data set, recorded as a new MLflow run.
 
     python -m pipeline evaluate model=<run id | runs:/... | models:/... | best.pt> data=sst2 \
         [data.max_eval_samples=1000] [split=test] [batch_size=256] [device=auto] \
@@ -13,7 +13,8 @@ matched to the model's by name: exactly, ignoring case, or where one is a prefix
 (IMDb's ``neg``/``pos`` and SST-2's ``negative``/``positive``). Texts are cut to the
 model's training ``max_length``. The metrics (``<split>/accuracy``, ``/f1``, ``/loss``), a
 confusion matrix and the per-class report go to a new run in the model's experiment, tagged
-with the model's run id and linked to it in the run's description.
+with the model's run id and linked to it in the run's description. A tagging model is scored
+by ``pipeline.inference.tag_evaluate`` (``data=ud_ewt``, or ``data=files`` with tagged files).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from pipeline.config.arguments import parse_key_values
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.inference.evaluation_run import CrossEvaluation, record_evaluation, what_is_scored
 
 TRACKING_KEYS = ("tracking.uri", "tracking.experiment", "tracking.run_name")
 
@@ -125,16 +127,6 @@ def align_labels(model_labels: list[str], data_labels: list[str]) -> list[int]:
     return mapping
 
 
-@dataclass
-class CrossEvaluation:
-    """Metrics of the model on one split of another data set."""
-
-    metrics: dict[str, float]
-    confusion: Any  # [C, C] over the model's labels
-    examples: int
-    seconds: float
-
-
 def evaluate_texts(
     classifier: Any,
     texts: list[str],
@@ -169,7 +161,8 @@ def evaluate_texts(
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     from pipeline.data.labelled import load_data
-    from pipeline.inference.serving import load_classifier
+    from pipeline.inference.serving import load_predictor
+    from pipeline.inference.tagger import TrainedTagger
     from pipeline.runtime.device import resolve_device
 
     data_cfg = compose_data(args.data, args.data_overrides)
@@ -179,7 +172,17 @@ def main(argv: list[str]) -> None:
 
         connect_client(tracking_uri)  # an unreachable server fails here, before any work
     whole = scored_file(data_cfg, args.split)  # data=files: whole files, nothing carved
-    classifier = load_classifier(args.model, tracking_uri)
+    classifier = load_predictor(args.model, tracking_uri)
+    if isinstance(classifier, TrainedTagger):  # pipeline.inference.tag_evaluate
+        from pipeline.inference.tag_evaluate import evaluate_tags
+
+        evaluate_tags(args, classifier, data_cfg, whole)
+        return
+    if data_cfg.get("type") == "tagged":
+        raise ConfigError(
+            f"data={args.data} is tagged data (a tag per word), and {args.model} is a "
+            "classifier: evaluate it on labelled data (data=sst2, imdb, ... or files)."
+        )
     data = load_data(data_cfg, seed=args.seed, whole_files=whole is not None)
     if args.split not in data.splits:
         raise PipelineError(
@@ -203,7 +206,7 @@ def main(argv: list[str]) -> None:
     files = _write_reports(result, classifier.labels, out_dir)
     run_id = None
     if args.tracking == "mlflow":
-        run_id = _record(args, classifier, data_cfg, result, out_dir, files)
+        run_id = record_evaluation(args, classifier, data_cfg, result, out_dir, files)
     print(f"\n== evaluated {result.examples:,} texts in {result.seconds:.1f}s ==")
     for key, value in sorted(result.metrics.items()):
         print(f"  {key:<18} {value:.4f}")
@@ -233,19 +236,6 @@ def scored_file(data_cfg: Any, split: str) -> str | None:
     return str(data_cfg[split])
 
 
-def what_is_scored(rows: int, split: str, whole: str | None, data: Any) -> str:
-    """Which rows are scored, in words: a whole file, or a preset's (maybe carved) split."""
-    if whole is not None:
-        return f"all {rows:,} rows of {whole} (the whole file; nothing is carved)"
-    text = f"{rows:,} texts from {data.source}"
-    if split in data.carved:
-        text += (
-            f", the {split} part carved (seeded) from train as training carves it; to score "
-            "a whole file, use data=files data.test=<file>"
-        )
-    return text
-
-
 def _write_reports(result: CrossEvaluation, labels: list[str], out_dir: Path) -> list[Path]:
     import json
 
@@ -258,62 +248,3 @@ def _write_reports(result: CrossEvaluation, labels: list[str], out_dir: Path) ->
     (out_dir / "classification_report.txt").write_text(format_report(report))
     plot = confusion_matrix_plot(result.confusion, labels, out_dir / "confusion_matrix.png")
     return [out_dir / "classification_report.json", out_dir / "classification_report.txt", plot]
-
-
-def _record(
-    args: EvaluateArgs,
-    classifier: Any,
-    data_cfg: Any,
-    result: CrossEvaluation,
-    out_dir: Path,
-    files: list[Path],
-) -> str | None:
-    """A new run in the model's experiment, linked to the model's run."""
-    from pipeline.config.schemas import TrackingConfig
-    from pipeline.tracking.tracker import make_tracker
-
-    config = classifier.config or {}
-    trained_on = str(config.get("data", {}).get("name", "?"))
-    experiment = args.tracking_overrides.get("experiment") or str(
-        config.get("task", {}).get("name", "evaluate")
-    )
-    tracking = TrackingConfig(uri=args.tracking_overrides.get("uri") or None)
-    tracker = make_tracker(tracking, journal=out_dir / "tracking.jsonl")
-    encoder = str(config.get("encoder", {}).get("name", "model"))
-    name = args.tracking_overrides.get("run_name") or f"eval-{encoder}-{trained_on}-on-{args.data}"
-    tags = {
-        "pipeline.evaluate": "true",
-        "task": str(config.get("task", {}).get("name", "")),
-        "data": str(data_cfg.name),
-        "trained_on": trained_on,
-        "encoder": encoder,
-        "model": args.model,
-    }
-    if classifier.run_id:
-        tags["source_run_id"] = classifier.run_id
-    tracker.start(experiment, name, tags)
-    if classifier.run_id:
-        link = f"#/experiments/{tracker.experiment_id}/runs/{classifier.run_id}"
-        tracker.set_tags(
-            {
-                "mlflow.note.content": (
-                    f"Evaluation of the model of run [{classifier.run_id}]({link}) "
-                    f"(trained on {trained_on}) on data={args.data}, split {args.split}."
-                )
-            }
-        )
-    tracker.log_params(
-        {
-            "model": args.model,
-            "data.name": str(data_cfg.name),
-            "split": args.split,
-            "examples": result.examples,
-            "trained_on": trained_on,
-            **{o.split("=", 1)[0]: o.split("=", 1)[1] for o in args.data_overrides},
-        }
-    )
-    tracker.log_metrics(result.metrics)
-    for path in files:
-        tracker.log_artifact(path, "reports")
-    tracker.end("FINISHED")
-    return tracker.run_id

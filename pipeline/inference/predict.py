@@ -1,4 +1,4 @@
-"""Label raw texts with a trained classifier.
+"""Label raw texts with a trained classifier (or tag their words with a tagger).
 
     python -m pipeline predict model=<checkpoint | MLflow run id | runs:/... | models:/...> \
         text="a gripping film" [text="..."] | input=<texts.txt | texts.csv | texts.jsonl> \
@@ -8,7 +8,8 @@
 ``input=``: a .txt file holds one text per line (every line, blank ones too, so row i is
 line i); a .csv or .jsonl file holds the texts in ``text_column``. Without ``output=`` a
 table (label, confidence, text) goes to stdout; with it, every row gets the text, the
-label, its confidence and ``p_<label>`` for each class, in input order.
+label, its confidence and ``p_<label>`` for each class, in input order. A tagging model's
+checkpoint is tagged instead (CoNLL-U in and out too): ``pipeline.inference.tag_predict``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from pipeline.errors import ConfigError, DataError, did_you_mean
 if TYPE_CHECKING:
     import pandas as pd
 
-INPUT_FORMATS = (".txt", ".csv", ".jsonl")
-OUTPUT_FORMATS = (".csv", ".jsonl")
+INPUT_FORMATS = (".txt", ".csv", ".jsonl", ".conllu")  # .conllu: tagging models
+OUTPUT_FORMATS = (".csv", ".jsonl", ".conllu")
+INPUT_KINDS = ("text", "conllu")  # format=: how input= is read (default: by its extension)
 PROGRESS_FROM = 1000  # texts: a progress bar (stderr) from this many on
 TABLE_TEXT_WIDTH = 70
 
@@ -42,6 +44,7 @@ class PredictArgs:
     batch_size: int = 256
     device: str = "auto"
     tracking_uri: str = ""
+    format: str = ""  # text | conllu; default: from input='s extension
 
 
 def parse_args(argv: list[str]) -> PredictArgs:
@@ -58,8 +61,14 @@ def parse_args(argv: list[str]) -> PredictArgs:
         )
     if args.batch_size < 1:
         raise ConfigError(f"predict batch_size={args.batch_size}: it must be >= 1.")
+    if args.format and (args.format not in INPUT_KINDS or not args.input):
+        raise ConfigError(
+            f"predict format={args.format}: it says how input=<file> is read: text (one "
+            "sentence per line) or conllu (CoNLL-U, for tagging models); text=... is raw text."
+        )
     if args.input:
-        _check_suffix(args.input, INPUT_FORMATS, "input")
+        if not args.format:
+            _check_suffix(args.input, INPUT_FORMATS, "input")
         if not Path(args.input).is_file():
             raise DataError(f"predict input={args.input}: no such file.")
     if args.output:
@@ -98,8 +107,8 @@ def check_writable(path: Path) -> None:
 
 _USAGE = (
     "Usage: python -m pipeline predict model=<checkpoint | run id | runs:/<id>/<model name> | "
-    'models:/<name>/<version>> text="..." (or input=<file.txt|.csv|.jsonl>) '
-    "[output=<file.csv|.jsonl>]."
+    'models:/<name>/<version>> text="..." (or input=<file.txt|.csv|.jsonl>, and .conllu for '
+    "a tagging model) [output=<file.csv|.jsonl>, .conllu or .jsonl for a tagging model]."
 )
 
 
@@ -115,12 +124,13 @@ def _check_suffix(path: str, allowed: tuple[str, ...], key: str) -> None:
 # -- reading ---------------------------------------------------------------------------
 
 
-def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
-    """The texts of a .txt (one per line), .csv or .jsonl (``text_column``) file."""
+def read_texts(path: str | Path, text_column: str = "text", lines: bool = False) -> list[str]:
+    """The texts of a .txt (one per line), .csv or .jsonl (``text_column``) file; ``lines``
+    (``format=text``): any other file is read as a .txt."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
-        if suffix == ".txt":
+        if suffix == ".txt" or (lines and suffix not in (".csv", ".jsonl")):
             texts = path.read_text(encoding="utf-8").splitlines()
         elif suffix == ".csv":
             texts = _read_csv(path, text_column)
@@ -238,12 +248,30 @@ def _device(name: str) -> Any:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    texts = read_texts(args.input, args.text_column) if args.input else args.text
-    device = _device(args.device)
-    from pipeline.inference.serving import load_classifier
+    from pipeline.inference import tag_predict
 
-    classifier = load_classifier(args.model, args.tracking_uri)
-    predictions = classifier.predict(
+    conllu = tag_predict.is_conllu(args)
+    sentences = tag_predict.read_conllu(args.input) if conllu else None
+    texts: list[str] = []
+    if not conllu:
+        lines = args.format == "text"
+        texts = read_texts(args.input, args.text_column, lines) if args.input else args.text
+    device = _device(args.device)
+    from pipeline.inference.serving import load_predictor
+    from pipeline.inference.tagger import TrainedTagger
+
+    model = load_predictor(args.model, args.tracking_uri)
+    if isinstance(model, TrainedTagger):
+        sentences = sentences or tag_predict.from_texts(texts, args.input or "text=")
+        tag_predict.predict_tags(model, args, sentences, device)
+        return
+    if conllu or Path(args.output).suffix.lower() == ".conllu":
+        raise ConfigError(
+            f"predict: {args.model} is a classifier (it predicts labels); CoNLL-U "
+            f"({'input' if conllu else 'output'}) is for tagging models. Give texts as "
+            "text=... or input=<file.txt|.csv|.jsonl>, and output=<file.csv|.jsonl>."
+        )
+    predictions = model.predict(
         texts,
         batch_size=args.batch_size,
         device=device,

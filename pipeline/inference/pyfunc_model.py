@@ -23,7 +23,8 @@ run it: they rebuild the model from the artifacts (``pipeline.inference.stored``
 model loads where seqpipe is installed (``--env-manager local``); its
 ``requirements.txt`` pins the third-party packages it imports, listed explicitly because
 inferring them costs seconds per run. A language model (``task=lm``) is logged the same
-way (:class:`LanguageModelPyfunc`: a ``prompt`` column in, a ``text`` column out).
+way (:class:`LanguageModelPyfunc`: a ``prompt`` column in, a ``text`` column out), and so is
+a tagger (``pipeline.inference.tagger_pyfunc``: ``text`` in, ``tokens`` and ``tags`` out).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "hydra-core", "omegaconf",
 MODEL_CODE = """\
 import mlflow.models
 
-from pipeline.inference.pyfunc_model import {name}
+from {module} import {name}
 
 mlflow.models.set_model({name}())
 """
@@ -86,7 +87,7 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
         signature from it (the logged one is used) and from warning about a missing hint.
         A text that is not a string is refused, naming its row (HTTP 400 when served).
         """
-        return self.classifier.predict(_texts(model_input, TEXT_COLUMN))
+        return self.classifier.predict(input_texts(model_input, TEXT_COLUMN))
 
 
 class LanguageModelPyfunc(mlflow.pyfunc.PythonModel):
@@ -109,12 +110,12 @@ class LanguageModelPyfunc(mlflow.pyfunc.PythonModel):
 
         settings = {name: default for name, (_, default) in SAMPLING.items()}
         settings |= {k: v for k, v in (params or {}).items() if k in SAMPLING}
-        prompts = _texts(model_input, PROMPT_COLUMN)
+        prompts = input_texts(model_input, PROMPT_COLUMN)
         texts = [sample(self.model, self.tokenizer, p, **settings) for p in prompts]
         return pd.DataFrame({TEXT_COLUMN: texts})
 
 
-def _texts(model_input: Any, column: str) -> list[str]:
+def input_texts(model_input: Any, column: str) -> list[str]:
     """The strings of ``column``; anything else is MLflow's bad-input error (HTTP 400)."""
     try:
         return as_texts(model_input, column)
@@ -179,7 +180,7 @@ def log_classifier_model(
     Returns MLflow's ``ModelInfo`` (``model_uri``, ``registered_model_version``, ...).
     """
     labels = [str(label) for label in labels]
-    return _log_model(
+    return log_pyfunc_model(
         getattr(mlflow_module_or_tracker, "mlflow", mlflow_module_or_tracker),
         "TextClassifierModel",
         ("classifier.pt", Path(checkpoint), Path(tokenizer_dir)),
@@ -195,7 +196,7 @@ def log_language_model(
 ) -> Any:
     """Log a language model as ``model``: weights, config and tokenizer, no pickled module,
     so ``generate model=<run id>`` rebuilds it with the installed package's classes."""
-    return _log_model(
+    return log_pyfunc_model(
         mlflow,
         "LanguageModelPyfunc",
         ("language_model.pt", Path(checkpoint), Path(tokenizer_dir)),
@@ -214,16 +215,17 @@ def logged_model_name(mlflow: Any) -> str:
     return NAME_FORBIDS.sub("_", run_name) if run_name else MODEL_NAME
 
 
-def _log_model(
+def log_pyfunc_model(
     mlflow: Any,
     class_name: str,
     files: tuple[str, Path, Path],
     register_as: str | None = None,
+    module: str = __name__,
     **options: Any,
 ) -> Any:
-    """Log a model from code (the class ``class_name``) with a slim checkpoint and the
-    tokenizer folder as artifacts (``files``: the slim checkpoint's name, the checkpoint,
-    the tokenizer folder), print where it went and return MLflow's ``ModelInfo``."""
+    """Log a model from code (the class ``class_name`` of ``module``) with a slim checkpoint
+    and the tokenizer folder as artifacts (``files``: the slim checkpoint's name, the
+    checkpoint, the tokenizer folder), print where it went and return MLflow's ``ModelInfo``."""
     from pipeline import __version__
 
     name, checkpoint, tokenizer_dir = files
@@ -234,7 +236,7 @@ def _log_model(
     with tempfile.TemporaryDirectory(prefix="model-") as tmp, quiet_mlflow(), quiet:
         warnings.filterwarnings("ignore", "An input example was not provided")
         code = Path(tmp) / "model_code.py"
-        code.write_text(MODEL_CODE.format(name=class_name))
+        code.write_text(MODEL_CODE.format(module=module, name=class_name))
         info = mlflow.pyfunc.log_model(
             name=model_name,
             python_model=str(code),

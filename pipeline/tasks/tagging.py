@@ -83,6 +83,9 @@ class TaggingTask:
         self.tokenizer_dir = ctx.out_dir / "tokenizer"
         self.tokenizer.save(self.tokenizer_dir)
         (self.tokenizer_dir / "labels.json").write_text(json.dumps(self.tags))
+        from pipeline.inference.tagger import save_train_words  # OOV words, for evaluate
+
+        save_train_words((words for words, _ in data.splits["train"]), self.tokenizer_dir)
         if self._reads_characters(ctx):
             from pipeline.data.characters import Characters
 
@@ -289,7 +292,8 @@ class TaggingTask:
         pass
 
     def finish(self, ctx: RunContext, model: nn.Module, fitted: Any, test: dict) -> None:
-        """Learning curves, the test confusion matrix and per-tag report (and span report)."""
+        """Learning curves, the test confusion matrix and per-tag report (and span report),
+        the model."""
         from pipeline.reporting.plots import confusion_matrix_plot, learning_curves
         from pipeline.tasks.tagging_report import write_tag_reports
 
@@ -304,6 +308,15 @@ class TaggingTask:
         write_tag_reports(result, self.tags, reports, gold, guess, is_bio(self.train_tags))
         ctx.tracker.log_artifact(reports, "reports")
         ctx.tracker.log_artifact(plots, "plots")
+        if ctx.tracking.log_model:  # raw sentences in, tags out: see inference/tagger_pyfunc.py
+            from pipeline.inference.tagger_pyfunc import log_tagger_model
+
+            ctx.tracker.log_model_with(
+                log_tagger_model,
+                fitted.best_path or fitted.last_path,
+                self.tokenizer_dir,
+                register_as=ctx.tracking.register_as,
+            )
 
 
 def _suggest_zero_digits(ctx: RunContext) -> None:
