@@ -21,7 +21,7 @@ from torch import nn
 
 from pipeline import tasks
 from pipeline.errors import DataError, PipelineError
-from pipeline.tasks.tagging_eval import TagEvaluation, TaggedSplit, evaluate_tagger, pad_rows
+from pipeline.tasks.tagging_eval import TagEvaluation, TaggedSplit, encode_split, evaluate_tagger
 
 #: The training run's word forms, beside its tokenizer (OOV = a form not in it).
 TRAIN_WORDS = "train_words.json"
@@ -67,31 +67,8 @@ class TrainedTagger:
         """Word ids, tag ids (``names``' ids; 0 without tags), OOV flags and characters."""
         index = {tag: i for i, tag in enumerate(names or self.tags)}
         tag_ids = [[index[t] for t in ts] for ts in tags] if tags else [[0] * len(w) for w in words]
-        known = self.train_words
-        split = TaggedSplit(
-            ids=pad_rows(self.tokenizer.encode_words(words), self.tokenizer.pad_id),
-            tags=pad_rows(tag_ids, -1),
-            lengths=torch.tensor([len(w) for w in words], dtype=torch.long),
-            oov=pad_rows(
-                [[int(known is not None and x not in known) for x in w] for w in words], 0
-            ),
-        )
-        split.oov = split.oov.bool()
-        if self.characters is not None:
-            self._add_characters(split, words)
-        return split
-
-    def _add_characters(self, split: TaggedSplit, words: list[list[str]]) -> None:
-        """Each distinct form once, as training does (``forms`` index ``form_chars``)."""
         cap = int((self.config.get("embedding") or {}).get("max_word_length") or MAX_WORD_LENGTH)
-        forms = sorted({w for ws in words for w in ws})
-        position = {w: i + 1 for i, w in enumerate(forms)}
-        longest = min(max((len(w) for w in forms), default=1), cap)
-        padding = torch.zeros(1, max(longest, 1), dtype=torch.long)
-        chars = torch.cat([padding, self.characters.encode(forms, longest)])
-        split.forms = pad_rows([[position[w] for w in ws] for ws in words], 0)
-        split.form_chars = chars
-        split.form_lengths = (chars > 0).sum(1)
+        return encode_split(self.tokenizer, words, tag_ids, self.train_words, self.characters, cap)
 
     def evaluate(
         self,

@@ -24,11 +24,11 @@ from pipeline.tasks.tagging_eval import (
     TagBatch,
     TagEvaluation,
     TaggedSplit,
+    encode_split,
     evaluate_tagger,
     forward,
     is_bio,
     iterate_tag_batches,
-    pad_rows,
     span_scores,
     token_loss,
 )
@@ -183,29 +183,15 @@ class TaggingTask:
         train_forms = getattr(self, "_train_forms", None)
         if train_forms is None:
             self._train_forms = train_forms = {w for ws, _ in self.sentences["train"] for w in ws}
-        words = [ws for ws, _ in sentences]
-        ids = self.tokenizer.encode_words(words)
-        split = TaggedSplit(
-            ids=pad_rows(ids, self.tokenizer.pad_id),
-            tags=pad_rows([[index[t] for t in ts] for _, ts in sentences], -1),
-            lengths=torch.tensor([len(ws) for ws in words], dtype=torch.long),
-            oov=pad_rows([[int(w not in train_forms) for w in ws] for ws in words], 0).bool(),
-        )
-        if self.characters is not None:
-            self._add_characters(split, words)
-        return split
-
-    def _add_characters(self, split: TaggedSplit, words: list[list[str]]) -> None:
-        """Each distinct form once: ``forms`` [N, L] indexes ``form_chars`` [F, W]."""
         cap = int(self.ctx.cfg.embedding.get("max_word_length", None) or 24)
-        forms = sorted({w for ws in words for w in ws})
-        position = {w: i + 1 for i, w in enumerate(forms)}
-        longest = min(max((len(w) for w in forms), default=1), cap)
-        padding = torch.zeros(1, longest, dtype=torch.long)  # form 0: a padded word
-        chars = torch.cat([padding, self.characters.encode(forms, longest)])
-        split.forms = pad_rows([[position[w] for w in ws] for ws in words], 0)
-        split.form_chars = chars
-        split.form_lengths = (chars > 0).sum(1)
+        return encode_split(
+            self.tokenizer,
+            [ws for ws, _ in sentences],
+            [[index[t] for t in ts] for _, ts in sentences],
+            train_forms,
+            self.characters,
+            cap,
+        )
 
     def build_model(self, ctx: RunContext) -> nn.Module:
         from pipeline.model.assembly import build_tagger

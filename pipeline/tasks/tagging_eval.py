@@ -4,9 +4,10 @@ unseen in training, the confusion matrix and, for BIO tags, span-level scores (s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,38 @@ class TagBatch:
 
     def __len__(self) -> int:
         return self.ids.size(0)
+
+
+def encode_split(
+    tokenizer: Any,
+    words: list[list[str]],
+    tag_ids: list[list[int]],
+    train_forms: Container[str] | None,
+    characters: Any = None,
+    max_word_length: int = 24,
+) -> TaggedSplit:
+    """Sentences as a :class:`TaggedSplit`, the one encoding of training and inference: one
+    id per word (``encode_words``), OOV flags against ``train_forms`` (none when None), and
+    with ``characters`` (a ``CharVocabulary``) each distinct form's characters once."""
+    split = TaggedSplit(
+        ids=pad_rows(tokenizer.encode_words(words), tokenizer.pad_id),
+        tags=pad_rows(tag_ids, -1),
+        lengths=torch.tensor([len(ws) for ws in words], dtype=torch.long),
+        oov=pad_rows(
+            [[int(train_forms is not None and w not in train_forms) for w in ws] for ws in words],
+            0,
+        ).bool(),
+    )
+    if characters is not None:
+        forms = sorted({w for ws in words for w in ws})
+        position = {w: i + 1 for i, w in enumerate(forms)}
+        longest = max(min(max((len(w) for w in forms), default=1), max_word_length), 1)
+        padding = torch.zeros(1, longest, dtype=torch.long)  # form 0: a padded word
+        chars = torch.cat([padding, characters.encode(forms, longest)])
+        split.forms = pad_rows([[position[w] for w in ws] for ws in words], 0)
+        split.form_chars = chars  # [F, W]
+        split.form_lengths = (chars > 0).sum(1)
+    return split
 
 
 def pad_rows(rows: list[list[int]], value: int) -> Tensor:
