@@ -72,7 +72,7 @@ def validate(cfg: DictConfig) -> Sections:
     from pipeline import registry, tasks
 
     check_root(cfg)
-    suggested = apply_suggestions(cfg, suggestions_of(cfg))  # before any section is read
+    suggested = apply_suggestions(cfg, suggestions_of(cfg) + tasks.suggestions_for(cfg))
     trainer = typed(TrainerConfig, cfg.trainer, "trainer")
     optimizer = typed(OptimizerConfig, cfg.optimizer, "optimizer")
     tracking = typed(TrackingConfig, cfg.tracking, "tracking")

@@ -46,6 +46,17 @@ def config_schema(cfg: Any) -> type:
     return kinds.get(str(cfg.task.type)).config
 
 
+def suggestions_for(cfg: Any) -> list[Any]:
+    """What the task kind ``cfg`` names suggests for other groups (its optional class
+    attribute ``suggested_defaults``, ``{"group.key": value}``), applied by the run with the
+    components' suggestions, before any section is read, so a resumed run sees them too."""
+    from pipeline.config.suggestions import Suggestion
+
+    declare_built_in()
+    settings = getattr(kinds.get(str(cfg.task.type)).cls, "suggested_defaults", None) or {}
+    return [Suggestion(k, v, f"task={cfg.task.name}") for k, v in settings.items()]
+
+
 def provider(cfg: Any) -> str:
     """The distribution that provides the task kind ``cfg`` names (a run's tags)."""
     declare_built_in()

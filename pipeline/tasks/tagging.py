@@ -45,6 +45,11 @@ class TaggingTask:
     step_name = "step"
     noun, predicts = "tagging", "tags"  # what its checkpoints are, and do
     usage = 'predict model={path} text="..."'
+    #: Settings of other groups a tagger trains best with, applied where the chosen option
+    #: has the key and the user left it (a preset setting them would break ``encoder=cnn``
+    #: or ``tokenizer=char``, which have no such key): a word's tag depends on the words
+    #: after it too, and numbers unseen in train become known with their digits as 0.
+    suggested_defaults = {"encoder.bidirectional": True, "tokenizer.zero_digits": True}
 
     def __init__(self, cfg: Any) -> None:
         from pipeline.data.tagged import check_split_keys, to_tagged_config
@@ -110,14 +115,6 @@ class TaggingTask:
                 "val/accuracy or val/f1."
             )
 
-    def suggested_settings(self) -> list[Any]:
-        """``encoder.bidirectional=true`` where the encoder has it and it was not given: a
-        word's tag depends on the words after it too. (A preset setting it would break
-        ``encoder=cnn`` or ``transformer``, which have no such key.)"""
-        from pipeline.config.suggestions import Suggestion
-
-        return [Suggestion("encoder.bidirectional", True, "task=tagging")]
-
     def _unk_chances(self, alpha: float) -> None:
         """``task.word_dropout`` = a: each id's chance a / (a + count) to become <unk> in
         training (0 for padding and <unk> itself); None when off."""
@@ -155,7 +152,6 @@ class TaggingTask:
         saved = ctx.checkpoint_dir / "tokenizer"
         if ctx.resumed is not None and (saved / "tokenizer_config.json").is_file():
             return load_tokenizer(saved)
-        _suggest_zero_digits(ctx)
         config = tokenizer_config(ctx.cfg.tokenizer)
         tokenizer = tokenizers.get(str(ctx.cfg.tokenizer.name)).cls(config)
         if not hasattr(tokenizer, "encode_words"):
@@ -303,19 +299,6 @@ class TaggingTask:
                 self.tokenizer_dir,
                 register_as=ctx.tracking.register_as,
             )
-
-
-def _suggest_zero_digits(ctx: RunContext) -> None:
-    """``tokenizer.zero_digits=true`` where the tokenizer has it and it was not given (numbers
-    unseen in train are known): applied here, before the tokenizer is fitted. (A preset
-    setting it would break ``tokenizer=char``, which has no such key.)"""
-    from pipeline.config.suggestions import Suggestion, apply_suggestions, describe_applied
-
-    applied = apply_suggestions(
-        ctx.cfg, [Suggestion("tokenizer.zero_digits", True, "task=tagging")]
-    )
-    for line in describe_applied(applied):
-        print(line, flush=True)
 
 
 def _fingerprint(splits: dict[str, list[Any]], source: str, tags: list[str]) -> dict:
