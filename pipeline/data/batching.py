@@ -91,6 +91,35 @@ class Batch:
         return self.ids.size(0)
 
 
+class EpochOrders:
+    """Each training epoch's batches (row indices, :func:`batch_order`), drawn by one
+    generator seeded with the run's seed: the same on every process and every time an epoch
+    is asked for. Asked for an earlier epoch, or first for a later one (a resumed run), the
+    generator is replayed from the seed: that is what makes resume exact."""
+
+    def __init__(self, lengths: Tensor, batch_size: int, bucket_size: int, seed: int) -> None:
+        self.lengths, self.batch_size, self.bucket_size = lengths, batch_size, bucket_size
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+        self._epoch = 0
+        self._order: list[Tensor] = []
+
+    def __call__(self, epoch: int) -> list[Tensor]:
+        if self._generator is None or self._epoch > epoch:
+            self._generator = torch.Generator().manual_seed(self.seed)
+            self._epoch = 0
+        while self._epoch < epoch:
+            self._order = batch_order(
+                self.lengths,
+                self.batch_size,
+                shuffle=True,
+                bucket_size=self.bucket_size,
+                generator=self._generator,
+            )
+            self._epoch += 1
+        return self._order
+
+
 def batch_order(
     lengths: Tensor,
     batch_size: int,

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipeline.config.schemas import typed
 from pipeline.config.suggestions import Suggestion
 from pipeline.contracts import EpochBatches
-from pipeline.data.batching import EncodedSplit, batch_order, iterate_batches
+from pipeline.data.batching import EncodedSplit, EpochOrders, iterate_batches
 from pipeline.data.placement import keep_on_device
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.tasks.classification_eval import Evaluation, evaluate
@@ -64,7 +63,7 @@ class ClassificationTask:
         from pipeline.data.labelled import load_data
         from pipeline.data.tokenize import tokenize
 
-        self.ctx, self._order_epoch = ctx, 0
+        self.ctx, self._orders = ctx, None
         if not ctx.job.is_main:
             ctx.job.barrier()  # rank 0 reads and tokenizes first; the others then hit its cache
         data = load_data(ctx.cfg.data, seed=ctx.seed)
@@ -173,22 +172,15 @@ class ClassificationTask:
         return EpochBatches(len(order), batches)
 
     def _epoch_order(self, epoch: int) -> list[Tensor]:
-        """Epoch ``epoch``'s batches: the ``epoch``-th order drawn by one generator seeded
-        with the run's seed, the same on every process; asked for an earlier epoch (or
-        first for a later one, on resume), the generator is replayed from the seed."""
-        if getattr(self, "_order_epoch", 0) > epoch or not hasattr(self, "_generator"):
-            self._generator = torch.Generator().manual_seed(self.ctx.seed)
-            self._order_epoch = 0
-        while self._order_epoch < epoch:
-            self._order = batch_order(
-                self.splits["train"].lengths,
-                self.ctx.trainer.batch_size,
-                shuffle=True,
-                bucket_size=self.ctx.trainer.bucket_size,
-                generator=self._generator,
+        """Epoch ``epoch``'s batches: seeded and replayable (``EpochOrders``), so the same
+        on every process and on resume."""
+        if getattr(self, "_orders", None) is None:
+            trainer = self.ctx.trainer
+            lengths = self.splits["train"].lengths
+            self._orders = EpochOrders(
+                lengths, trainer.batch_size, trainer.bucket_size, self.ctx.seed
             )
-            self._order_epoch += 1
-        return self._order
+        return self._orders(epoch)
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         shard, global_rows = batch

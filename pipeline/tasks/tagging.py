@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.contracts import EpochBatches
-from pipeline.data.batching import batch_order
+from pipeline.data.batching import EpochOrders
 from pipeline.errors import ConfigError, DataError
 from pipeline.tasks.tagging_eval import (
     TagBatch,
@@ -72,7 +72,7 @@ class TaggingTask:
         from pipeline.data import fingerprint
         from pipeline.data.tagged import describe_sizes, load_tagged
 
-        self.ctx, self._order_epoch = ctx, 0
+        self.ctx, self._orders = ctx, None
         data = load_tagged(self.data_cfg)
         self.sentences, self.source = data.splits, data.source
         print(f"data: {data.source}: {describe_sizes(data)}; {len(data.tags)} tags", flush=True)
@@ -212,21 +212,15 @@ class TaggingTask:
         return EpochBatches(len(order), zip(shards, words, strict=False))
 
     def _epoch_order(self, epoch: int) -> list[Tensor]:
-        """The ``epoch``-th order drawn by one generator seeded with the run's seed (replayed
-        from the seed when an earlier epoch is asked for, or a later one first)."""
-        if getattr(self, "_order_epoch", 0) > epoch or not hasattr(self, "_generator"):
-            self._generator = torch.Generator().manual_seed(self.ctx.seed)
-            self._order_epoch = 0
-        while self._order_epoch < epoch:
-            self._order = batch_order(
-                self.splits["train"].lengths,
-                self.ctx.trainer.batch_size,
-                shuffle=True,
-                bucket_size=self.ctx.trainer.bucket_size,
-                generator=self._generator,
+        """Epoch ``epoch``'s batches: seeded and replayable (``EpochOrders``), so the same
+        on every process and on resume."""
+        if getattr(self, "_orders", None) is None:
+            trainer = self.ctx.trainer
+            lengths = self.splits["train"].lengths
+            self._orders = EpochOrders(
+                lengths, trainer.batch_size, trainer.bucket_size, self.ctx.seed
             )
-            self._order_epoch += 1
-        return self._order
+        return self._orders(epoch)
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         shard, global_words = batch
