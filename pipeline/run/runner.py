@@ -72,7 +72,9 @@ def validate(cfg: DictConfig) -> Sections:
     from pipeline import registry, tasks
 
     check_root(cfg)
-    suggested = apply_suggestions(cfg, suggestions_of(cfg) + tasks.suggestions_for(cfg))
+    by_task = tasks.suggested_defaults(cfg).items()
+    suggestions = [Suggestion(k, v, f"task={cfg.task.name}") for k, v in by_task]
+    suggested = apply_suggestions(cfg, suggestions_of(cfg) + suggestions)
     trainer = typed(TrainerConfig, cfg.trainer, "trainer")
     optimizer = typed(OptimizerConfig, cfg.optimizer, "optimizer")
     tracking = typed(TrackingConfig, cfg.tracking, "tracking")

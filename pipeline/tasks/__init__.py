@@ -46,15 +46,12 @@ def config_schema(cfg: Any) -> type:
     return kinds.get(str(cfg.task.type)).config
 
 
-def suggestions_for(cfg: Any) -> list[Any]:
+def suggested_defaults(cfg: Any) -> dict[str, Any]:
     """What the task kind ``cfg`` names suggests for other groups (its optional class
-    attribute ``suggested_defaults``, ``{"group.key": value}``), applied by the run with the
-    components' suggestions, before any section is read, so a resumed run sees them too."""
-    from pipeline.config.suggestions import Suggestion
-
+    attribute ``suggested_defaults``, ``{"group.key": value}``): the run applies them with
+    the components' suggestions, before any section is read, so a resumed run sees them."""
     declare_built_in()
-    settings = getattr(kinds.get(str(cfg.task.type)).cls, "suggested_defaults", None) or {}
-    return [Suggestion(k, v, f"task={cfg.task.name}") for k, v in settings.items()]
+    return dict(getattr(kinds.get(str(cfg.task.type)).cls, "suggested_defaults", None) or {})
 
 
 def provider(cfg: Any) -> str:
