@@ -191,10 +191,9 @@ class Task(Protocol):
     there, before any data is read), then prepared with the run context. Optionally, a task
     may define ``suggested_settings() -> list[pipeline.config.suggestions.Suggestion]``:
     settings chosen from the data it prepared (more epochs for a small training set), which
-    the run applies where the user left the default, before the model is built; and a class
-    attribute ``suggested_defaults: dict[str, Any]`` (``{"encoder.bidirectional": True}``),
-    settings of other groups the kind trains best with, applied with the components'
-    suggestions before any section is read.
+    the run applies where the user left the default, before the model is built. Settings of
+    other groups a kind trains best with whatever the data belong on its config (a
+    ``TaskConfig`` subclass's ``suggested_settings()``, ``pipeline.tasks.configs``).
     """
 
     metric_names: tuple[str, ...]  # per-epoch metrics: trainer.monitor must name one

@@ -13,11 +13,14 @@ from typing import Any
 
 from pipeline.config.schemas import TaskConfig
 from pipeline.registry import Registry, providing
+from pipeline.tasks.configs import TaggingTaskConfig
 
 #: The task kinds, chosen by ``task.type`` (set by the task presets): not a config group of
 #: their own, so nothing goes into Hydra's ConfigStore.
 kinds: Registry[Any] = Registry("task kind", "task.type", store=False, base=TaskConfig)
 
+#: A built-in kind's own config, where it has one (else ``TaskConfig``).
+CONFIGS: dict[str, type] = {"tagging": TaggingTaskConfig}
 BUILT_IN = {
     "classification": "pipeline.tasks.classification:ClassificationTask",
     "language_model": "pipeline.tasks.language_model:LanguageModelTask",
@@ -30,7 +33,7 @@ def declare_built_in() -> None:
     with providing("seqpipe"):  # the distribution of the core
         for kind, target in BUILT_IN.items():
             if kind not in kinds:
-                kinds.declare(kind, TaskConfig, target)
+                kinds.declare(kind, CONFIGS.get(kind, TaskConfig), target)
 
 
 def build(cfg: Any) -> Any:
@@ -47,11 +50,14 @@ def config_schema(cfg: Any) -> type:
 
 
 def suggested_defaults(cfg: Any) -> dict[str, Any]:
-    """What the task kind ``cfg`` names suggests for other groups (its optional class
-    attribute ``suggested_defaults``, ``{"group.key": value}``): the run applies them with
-    the components' suggestions, before any section is read, so a resumed run sees them."""
+    """What the task kind ``cfg`` names suggests for other groups: its config's optional
+    ``suggested_settings()`` (``{"group.key": value}``; ``pipeline.tasks.configs``). Imports
+    no torch: the run applies them with the components' suggestions, before any section is
+    read, so a config error still answers at once and a resumed run sees them too."""
     declare_built_in()
-    return dict(getattr(kinds.get(str(cfg.task.type)).cls, "suggested_defaults", None) or {})
+    config = kinds.get(str(cfg.task.type)).config()
+    suggest = getattr(config, "suggested_settings", None)
+    return dict(suggest()) if callable(suggest) else {}
 
 
 def provider(cfg: Any) -> str:

@@ -43,6 +43,11 @@ class ClassificationTask:
                 "it, or a labelled data set (data=imdb, sst2, mr, trec, ag_news, files) with "
                 f"task={cfg.task.name}."
             )
+        if cfg.data.get("type") == "tagged":
+            raise ConfigError(
+                f"data={cfg.data.name} holds tagged sentences (one tag per word); use "
+                f"task=tagging with it, or a labelled data set with task={cfg.task.name}."
+            )
         self.data_cfg = typed(DataConfig, cfg.data, "data")
         self.evaluations: dict[str, Evaluation] = {}
 

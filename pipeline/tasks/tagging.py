@@ -45,11 +45,6 @@ class TaggingTask:
     step_name = "step"
     noun, predicts = "tagging", "tags"  # what its checkpoints are, and do
     usage = 'predict model={path} text="..."'
-    #: Settings of other groups a tagger trains best with, applied where the chosen option
-    #: has the key and the user left it (a preset setting them would break ``encoder=cnn``
-    #: or ``tokenizer=char``, which have no such key): a word's tag depends on the words
-    #: after it too, and numbers unseen in train become known with their digits as 0.
-    suggested_defaults = {"encoder.bidirectional": True, "tokenizer.zero_digits": True}
 
     def __init__(self, cfg: Any) -> None:
         from pipeline.data.tagged import check_split_keys, to_tagged_config

@@ -22,10 +22,11 @@ def check(cfg) -> None:
 
 
 def overrides_for(group: str, option: str) -> list[str]:
-    """A corpus only makes sense with task=lm; everything else composes on its own."""
-    if group == "data" and compose_with(f"data={option}").data.get("type") == "corpus":
-        return ["task=lm", f"data={option}"]
-    return [f"{group}={option}"]
+    """A corpus only makes sense with task=lm, tagged sentences with task=tagging;
+    everything else composes on its own."""
+    kind = compose_with(f"data={option}").data.get("type") if group == "data" else None
+    task = {"corpus": "lm", "tagged": "tagging"}.get(kind)
+    return [f"task={task}", f"data={option}"] if task else [f"{group}={option}"]
 
 
 def test_every_group_has_options():

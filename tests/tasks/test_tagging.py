@@ -274,3 +274,10 @@ def test_a_tiny_tagging_run_logs_its_metrics_and_artifacts(in_tmp, data_dir, mlf
     assert saved["config"]["task"]["type"] == "tagging" and len(saved["labels"]) == 17
     assert saved["config"]["encoder"]["bidirectional"] is True  # the task's suggestions
     assert saved["config"]["tokenizer"]["zero_digits"] is True
+
+
+def test_a_classification_task_refuses_tagged_data_naming_task_tagging():
+    from pipeline.run.runner import validate
+
+    with pytest.raises(ConfigError, match="task=tagging"):
+        validate(composed("data=ud_ewt"))
