@@ -67,6 +67,7 @@ from pipeline.data.sources import (
     hub_errors,
     offline_from_env,
     quiet_datasets,
+    user_file,
 )
 from pipeline.errors import ConfigError, DataError, did_you_mean
 from pipeline.registry import describe, to_dataclass, validate
@@ -378,12 +379,7 @@ def _load_user_files(config: DataConfig) -> tuple[dict[str, _Raw], str]:
         value = getattr(config, split)
         if not value:
             continue
-        path = Path(os.path.expandvars(value)).expanduser().absolute()
-        if not path.is_file():
-            raise DataError(
-                f"data.{split}={value}: the file {path} does not exist (paths are relative to the "
-                f"working directory, {Path.cwd()})."
-            )
+        path = user_file(split, value)
         fmt = config.format or _format_of(str(path))
         if fmt == "text":
             raise DataError(

@@ -15,6 +15,18 @@ SPLITS = ("train", "validation", "test")
 DATA_DIR_ENV = "PIPELINE_DATA_DIR"
 
 
+def user_file(split: str, value: str) -> Path:
+    """The absolute path of a user's ``data.<split>=value`` file; a missing one is an error
+    that says paths are relative to the working directory."""
+    path = Path(os.path.expandvars(value)).expanduser().absolute()
+    if not path.is_file():
+        raise DataError(
+            f"data.{split}={value}: the file {path} does not exist (paths are relative to the "
+            f"working directory, {Path.cwd()})."
+        )
+    return path
+
+
 def data_root(config: Any, layout: Callable[[Path], str], fallback: str) -> Path | None:
     """The local data folder (``data.dir``, else ``PIPELINE_DATA_DIR``); None: use the Hub.
 

@@ -18,13 +18,12 @@ A missing validation / test split is carved from the end of train. Bad input is 
 from __future__ import annotations
 
 import gzip
-import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.sources import DATA_DIR_ENV, SPLITS, data_root, hub_errors
+from pipeline.data.sources import DATA_DIR_ENV, SPLITS, data_root, hub_errors, user_file
 from pipeline.errors import ConfigError, DataError
 from pipeline.registry import describe, to_dataclass
 
@@ -170,12 +169,7 @@ def _user_files(config: TaggedDataConfig) -> tuple[dict[str, list[Sentence]], st
         value = getattr(config, split)
         if not value:
             continue
-        path = Path(os.path.expandvars(value)).expanduser().absolute()
-        if not path.is_file():
-            raise DataError(
-                f"data.{split}={value}: the file {path} does not exist (paths are relative to "
-                f"the working directory, {Path.cwd()})."
-            )
+        path = user_file(split, value)
         splits[split] = read_file(path, config.format, config.tag_column)
         wheres.append(str(path))
     return splits, "local:" + ", ".join(wheres)
