@@ -3,9 +3,6 @@ run serve the third task with nothing of their own (issue 18)."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 
 from pipeline.model.checkpoint import Checkpoint
@@ -14,25 +11,7 @@ from pipeline.tasks.tagging import TaggingTask
 from pipeline.training.interrupts import TrainingInterrupted
 from tests.run.test_runner import composed, in_tmp  # noqa: F401 (a fixture)
 from tests.tasks.test_tagging import toy_sentences
-from tests.tasks.test_third_party_task import history
-
-
-def interrupt_at(monkeypatch, epoch: int, step: int) -> None:
-    """Send SIGINT to this process while step ``step`` of ``epoch`` trains."""
-    real_batches, real_loss = TaggingTask.train_batches, TaggingTask.loss
-
-    def train_batches(self, at_epoch, start):
-        self.interrupt_epoch, self.interrupt_step = at_epoch, start
-        return real_batches(self, at_epoch, start)
-
-    def loss(self, model, batch, state):
-        self.interrupt_step += 1
-        if (self.interrupt_epoch, self.interrupt_step) == (epoch, step):
-            os.kill(os.getpid(), signal.SIGINT)  # the loop stops after this step
-        return real_loss(self, model, batch, state)
-
-    monkeypatch.setattr(TaggingTask, "train_batches", train_batches)
-    monkeypatch.setattr(TaggingTask, "loss", loss)
+from tests.tasks.test_third_party_task import history, interrupt_at
 
 
 def test_an_interrupted_tagging_run_resumes_exactly(in_tmp, monkeypatch):  # noqa: F811
@@ -58,7 +37,7 @@ def test_an_interrupted_tagging_run_resumes_exactly(in_tmp, monkeypatch):  # noq
 
     monkeypatch.chdir(in_tmp)
     with monkeypatch.context() as patched:
-        interrupt_at(patched, epoch=2, step=3)
+        interrupt_at(patched, TaggingTask, epoch=2, step=3)
         with pytest.raises(TrainingInterrupted):
             run(composed(*args))
     last = Checkpoint.load(in_tmp / "outputs" / "manual" / "last.pt")

@@ -135,9 +135,9 @@ def test_plugins_lists_and_checks_the_task_kind_with_its_distribution(site, tmp_
     assert "checked: no problems" in checked.stdout
 
 
-def interrupt_at(monkeypatch, epoch: int, step: int) -> None:
-    """A real SIGINT, sent to this process while step ``step`` of ``epoch`` trains."""
-    count = sys.modules["my_tasks.count"].TokenCount
+def interrupt_at(monkeypatch, count: type, epoch: int, step: int) -> None:
+    """A real SIGINT, sent to this process while step ``step`` of ``epoch`` trains (the task
+    class ``count``'s ``train_batches`` and ``loss`` are patched to count the steps)."""
     real_batches, real_loss = count.train_batches, count.loss
 
     def train_batches(self, at_epoch, start):
@@ -164,7 +164,7 @@ def test_an_interrupted_plugin_task_resumes_exactly(my_tasks, in_tmp, monkeypatc
 
     monkeypatch.chdir(in_tmp)
     with monkeypatch.context() as patched:
-        interrupt_at(patched, epoch=2, step=5)
+        interrupt_at(patched, sys.modules["my_tasks.count"].TokenCount, epoch=2, step=5)
         with pytest.raises(TrainingInterrupted):
             run(composed(*args))
     last = Checkpoint.load(in_tmp / "outputs" / "manual" / "last.pt")
