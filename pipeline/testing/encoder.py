@@ -47,6 +47,7 @@ from pipeline import registry
 from pipeline.contracts import Encoder, EncoderOutput
 from pipeline.testing.report import CheckError, Report, build, check_config, label, resolve
 from pipeline.testing.tensors import (
+    LENGTHS,
     close,
     deterministic,
     mask_of,
@@ -55,9 +56,6 @@ from pipeline.testing.tensors import (
     random_loss,
     same_after_load,
 )
-
-#: Lengths of the test batch: a full row, shorter ones, a single token, an empty row.
-LENGTHS = (7, 4, 1, 0)
 
 
 class EncoderCheckError(CheckError):

@@ -26,6 +26,7 @@ from pipeline import registry
 from pipeline.contracts import EncoderOutput, Pooler
 from pipeline.testing.report import Report, build, check_config, label, resolve
 from pipeline.testing.tensors import (
+    LENGTHS,
     close,
     deterministic,
     mask_of,
@@ -34,9 +35,6 @@ from pipeline.testing.tensors import (
     random_loss,
     same_after_load,
 )
-
-#: Lengths of the test batch: a full row, shorter ones, a single token, an empty row.
-LENGTHS = (7, 4, 1, 0)
 
 
 def check_pooler(

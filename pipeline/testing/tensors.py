@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+#: Lengths of the kits' test batch: a full row, shorter ones, a single token, an empty row.
+LENGTHS = (7, 4, 1, 0)
+
 
 def mask_of(lengths: Tensor, width: int) -> Tensor:
     """A right-padded mask [B, T] for ``lengths`` [B]."""
