@@ -76,6 +76,13 @@ class OptimizerConfig:
     ratio: float = describe(
         "slanted_triangular: how many times smaller the lowest lr is than the peak", 32.0, min=1.0
     )
+    layer_lr_decay: float = describe(
+        "discriminative learning rates (ULMFiT: 2.6): the top layer group (pooler and head) "
+        "trains at lr, each group below it (encoder layers, then the embedding) at the lr of "
+        "the group above divided by this, under every schedule; 1 = off (one lr)",
+        1.0,
+        min=1.0,
+    )
     average: str = describe(
         "weight averaging: validation, test, best.pt and the logged model use the averaged "
         "weights (training goes on with its own). ema: an exponential moving average of "
@@ -158,6 +165,14 @@ class TrainerConfig:
         "seed and the epoch, so runs and resumes repeat them. AWD used 5. 0 = fixed windows",
         0.0,
         min=0.0,
+    )
+    unfreeze: str = describe(
+        "gradual: ULMFiT's gradual unfreezing: epoch 1 trains only the top layer group "
+        "(pooler and head), each later epoch also the next group below (encoder layers, "
+        "then the embedding) until all train; frozen weights get no gradient and no update. "
+        "none: every layer trains from the start",
+        "none",
+        choices=["none", "gradual"],
     )
     num_threads: int | None = describe("CPU threads for torch; null = torch's default", None, min=1)
     progress: str = describe(

@@ -28,13 +28,13 @@ from pipeline.runtime.device import autocast
 from pipeline.runtime.state import detach_state, state_for_checkpoint, state_from_checkpoint
 from pipeline.training.averaging import WeightAverage
 from pipeline.training.book import EpochBook
-from pipeline.training.callbacks import Callback
+from pipeline.training.callbacks import Callback, GradualUnfreezing
 from pipeline.training.context import RunContext
 from pipeline.training.guards import NonFiniteWatch, check_finite
 from pipeline.training.interrupts import ResumePoint, StopRequest, TrainingInterrupted
 from pipeline.training.progress import Progress, evaluating
 from pipeline.training.schedule import EpochSchedule
-from pipeline.training.step import make_optimizer, optimizer_step
+from pipeline.training.step import describe_lrs, make_optimizer, optimizer_step, parameter_groups
 from pipeline.training.wrap import wrap_model
 
 #: Under torchrun the processes agree on a stop request (SIGINT / SIGTERM) with an all-reduce,
@@ -75,7 +75,12 @@ class _Loop:
         policy = ctx.amp_policy  # see pipeline.runtime.amp: RNNs in fp32 outside autocast
         apply_policy(model, policy)
         self.net = wrap_model(model, ctx)
-        self.optimizer = make_optimizer(model.parameters(), ctx.optimizer, device)
+        groups = parameter_groups(model, ctx.optimizer)  # per layer: optimizer.layer_lr_decay
+        self.optimizer = make_optimizer(groups, ctx.optimizer, device)
+        if len(self.optimizer.param_groups) > 1 and ctx.job.is_main:
+            print(f"layer learning rates: {describe_lrs(self.optimizer)}", flush=True)
+        if trainer.unfreeze == "gradual":  # first: the others see the epoch's frozen layers
+            self.callbacks.insert(0, GradualUnfreezing(model, speaks=ctx.job.is_main))
         self.schedule = EpochSchedule(
             self.optimizer,
             ctx.optimizer,
@@ -101,6 +106,8 @@ class _Loop:
         with StopRequest() as self.stop:
             for epoch in range(at.epoch, self.ctx.trainer.max_epochs + 1):
                 lr = self.schedule.start_epoch(epoch)
+                for callback in self.callbacks:  # a task (a callback too) may have none
+                    getattr(callback, "on_epoch_start", lambda *_: None)(epoch, self.model)
                 started = time.perf_counter()
                 trained = self._train_epoch(epoch, at if epoch == at.epoch else ResumePoint())
                 ended = time.perf_counter()

@@ -51,10 +51,10 @@ class EpochSchedule:
 
     def start_epoch(self, epoch: int) -> float:
         if self.per_step is not None:
-            return float(self.optimizer.param_groups[0]["lr"])
+            return float(self.optimizer.param_groups[-1]["lr"])  # the top layer's
         lr = self.lr(epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group in self.optimizer.param_groups:  # lr_factor: optimizer.layer_lr_decay
+            group["lr"] = lr * group.get("lr_factor", 1.0)
         return lr
 
     def step(self) -> None:
@@ -100,7 +100,7 @@ def step_scheduler(
         rise = warmup or round(0.3 * total)  # torch's pct_start=0.3 without a warmup
         return lr_scheduler.OneCycleLR(
             optimizer,
-            max_lr=config.lr,
+            max_lr=[config.lr * g.get("lr_factor", 1.0) for g in optimizer.param_groups],
             total_steps=total,
             pct_start=min((rise + 1) / total, 1.0),  # the peak at step ``rise`` (from 0)
             cycle_momentum=False,  # the optimizer's momentum / betas stay as configured

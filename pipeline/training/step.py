@@ -10,10 +10,41 @@ import torch
 from torch import nn
 
 from pipeline.config.schemas import OptimizerConfig
+from pipeline.model.layers import layer_groups
+
+
+def parameter_groups(model: nn.Module, cfg: OptimizerConfig) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: one holding every parameter, or with
+    ``optimizer.layer_lr_decay`` != 1 one per layer group (``pipeline.model.layers``),
+    bottom to top, the top at ``lr`` and each below at the lr above / ``layer_lr_decay``.
+    Each such group keeps its ``name`` and ``lr_factor`` (its lr / ``lr``), which the
+    epoch schedule and one-cycle scale by, so the ratios hold under every schedule."""
+    if cfg.layer_lr_decay == 1.0:
+        return [{"params": list(model.parameters())}]
+    groups = layer_groups(model)
+    top = len(groups) - 1
+    return [
+        {
+            "params": params,
+            "name": name,
+            "lr_factor": cfg.layer_lr_decay ** (depth - top),
+            "lr": cfg.lr * cfg.layer_lr_decay ** (depth - top),
+        }
+        for depth, (name, params) in enumerate(groups)
+    ]
+
+
+def describe_lrs(optimizer: torch.optim.Optimizer) -> str:
+    """``embedding 2.96e-04, encoder.0 7.69e-04, head 2e-03``: each named group's lr."""
+    return ", ".join(
+        f"{group.get('name', k)} {group['lr']:.3g}"
+        for k, group in enumerate(optimizer.param_groups)
+    )
 
 
 def make_optimizer(params, cfg: OptimizerConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW / Adam / SGD, fused where torch supports it on this device."""
+    """AdamW / Adam / SGD, fused where torch supports it on this device. ``params``: the
+    parameters, or parameter groups (:func:`parameter_groups`)."""
     params = list(params)
     fused = cfg.fused
     if fused is None:

@@ -18,7 +18,10 @@ def wrap_model(model: nn.Module, ctx: RunContext) -> nn.Module:
         if job.rank > 0:  # its own dropout masks (the weights come from rank 0)
             torch.manual_seed(ctx.seed + 7919 * job.rank)
         net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # trainer.unfreeze=gradual: frozen layers get no gradient, which DDP must expect
+            find_unused_parameters=ctx.trainer.unfreeze != "none",
         )
     if ctx.trainer.compile and compiles_well(model, job.is_main):
         net = torch.compile(net, dynamic=True)  # ragged batches: one graph for all lengths
