@@ -16,6 +16,7 @@ GROUPS = (
     "head",
     "optimizer",
     "trainer",
+    "model",
     "tracking",
     "task",
     "experiment",
@@ -25,10 +26,16 @@ GROUPS = (
 def schema_of(group: str, option: str) -> type | None:
     """The config dataclass behind ``group=option``, where the core knows it."""
     from pipeline import registry
-    from pipeline.config.schemas import OptimizerConfig, TrackingConfig, TrainerConfig
+    from pipeline.config.schemas import (
+        ModelConfig,
+        OptimizerConfig,
+        TrackingConfig,
+        TrainerConfig,
+    )
 
     schemas: dict[str, type] = {
         "trainer": TrainerConfig,
+        "model": ModelConfig,
         "optimizer": OptimizerConfig,
         "tracking": TrackingConfig,
     }

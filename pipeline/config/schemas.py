@@ -286,6 +286,26 @@ class TaskConfig:
     )
 
 
+@dataclass
+class ModelConfig:
+    """Where the model starts from (``model.init_from``): a trained language model's
+    embedding and encoder, its tokenizer and vocabulary carried over (pipeline.model.transfer)."""
+
+    init_from: str | None = describe(
+        "start from a trained language model: its run id, runs:/<id>/<model name>, a "
+        "checkpoint (best.pt) or a run's output folder. Its tokenizer, embedding and encoder "
+        "are carried over (the head and pooler start fresh); the embedding, encoder and "
+        "tokenizer settings must match its own. null = train from scratch",
+        None,
+    )
+    init_from_backward: str | None = describe(
+        "bidirectional encoders: start the backward direction from a backward language model "
+        "(one trained with data.reverse=true), given as for model.init_from (which gives the "
+        "forward direction). null = the backward direction starts fresh",
+        None,
+    )
+
+
 #: The optimizer group's options, each with its own defaults.
 OPTIMIZERS: dict[str, OptimizerConfig] = {
     "adamw": OptimizerConfig(),
@@ -300,6 +320,7 @@ def register_core_configs() -> None:
     for name, node in OPTIMIZERS.items():
         cs.store(group="optimizer", name=name, node=node)
     cs.store(group="trainer", name="default", node=TrainerConfig())
+    cs.store(group="model", name="default", node=ModelConfig())
     cs.store(group="tracking", name="mlflow", node=TrackingConfig())
     cs.store(group="tracking", name="none", node=TrackingConfig(name="none", log_model=False))
     # The schema every task preset starts from (``- /task_base@task`` in conf/task/*.yaml).
@@ -330,6 +351,7 @@ def schema_default(key: str, chosen: Any) -> Any:
         "optimizer": OptimizerConfig,
         "tracking": TrackingConfig,
         "task": TaskConfig,
+        "model": ModelConfig,
     }.get(group)
     if schema is None and group in registry.ALL and option in registry.ALL[group]:
         schema = registry.ALL[group].get(str(option)).config

@@ -128,12 +128,18 @@ def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
     return {"fingerprint": tokenizer.fingerprint(), "vocab_size": int(tokenizer.vocab_size)}
 
 
-def tokenizer_for(config_node: Any, train: Any, resumed: Any, checkpoint_dir: Path) -> Any:
-    """The run's tokenizer: fitted on ``train`` for a new run; for a resumed one, the one
-    that run saved (its ``tokenizer_dir``, else ``tokenizer/`` beside its checkpoint),
-    checked against the fingerprint the checkpoint recorded."""
+def tokenizer_for(
+    config_node: Any, train: Any, resumed: Any, checkpoint_dir: Path, init_from: Any = None
+) -> Any:
+    """The run's tokenizer: fitted on ``train`` for a new run, or the language model's it
+    starts from (``init_from``, an ``InitFrom``: its vocabulary carried over); for a
+    resumed one, the one that run saved (its ``tokenizer_dir``, else ``tokenizer/`` beside
+    its checkpoint), checked against the fingerprint the checkpoint recorded."""
     from pipeline.data.tokenize import TOKENIZER_CONFIG_FILE, fit_tokenizer, load_tokenizer
 
+    if resumed is None and getattr(init_from, "tokenizer", None) is not None:
+        print("tokenizer: the language model's (model.init_from), not fitted", flush=True)
+        return init_from.tokenizer
     if resumed is None:
         return fit_tokenizer(config_node, train)
     recorded = ((getattr(resumed, "data", None) or {}).get("tokenizer") or {}).get("fingerprint")

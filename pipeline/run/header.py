@@ -22,6 +22,10 @@ def header_lines(ctx: Any, overrides: list[str] | None) -> list[str]:
         f"  overrides  {changed}",
         f"  seed {ctx.seed} · device {ctx.device} · outputs {ctx.out_dir}{resumed}",
     ]
+    init_from = getattr(ctx, "init_from", None)
+    if init_from is not None and init_from.tags:
+        how = "" if init_from.loaded else " (not loaded again: resumed from last.pt)"
+        lines.append(f"  init from  {init_from.origins()}{how}")
     if tracker.run_id and hasattr(tracker, "ui_command"):
         lines.append(f"  see it     {tracker.ui_command()}")  # the run's page, or mlflow ui
     else:

@@ -87,6 +87,9 @@ def start_tracker(cfg: DictConfig, tracker: Any, ctx: Any) -> None:
         **provider_tags(cfg),
         DESCRIPTION_TAG: description(cfg, params, command),
     }
+    if ctx.init_from is not None:  # the language model it starts from: linked
+        tags |= ctx.init_from.tags
+        tags[DESCRIPTION_TAG] += f" {ctx.init_from.sentence()}"
     if command:
         tags[SOURCE_TAG] = command
     tracker.start(

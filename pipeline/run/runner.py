@@ -160,6 +160,7 @@ def start(cfg: DictConfig, sections: Sections, folders: Any, phases: Phases) -> 
     import torch
 
     from pipeline.model.checkpoint import remove_partial_writes
+    from pipeline.run.init_from import resolve_init_from
     from pipeline.run.resume import find_resume
     from pipeline.runtime import distributed
     from pipeline.runtime.files import check_writable
@@ -179,6 +180,7 @@ def start(cfg: DictConfig, sections: Sections, folders: Any, phases: Phases) -> 
         folders.claim(out_dir)  # another live run writes it: refused, and it is left alone
     try:
         resumed = find_resume(cfg, trainer, tracking.uri)
+        init_from = resolve_init_from(cfg, tracking.uri, resumed)  # checked before any data
         checkpoint_dir = Path(trainer.checkpoint_dir or out_dir)
         setting = "trainer.checkpoint_dir" if trainer.checkpoint_dir else "hydra.run.dir"
         check_writable(checkpoint_dir, setting)  # now, not after an epoch of training
@@ -205,6 +207,7 @@ def start(cfg: DictConfig, sections: Sections, folders: Any, phases: Phases) -> 
         checkpoint_dir=checkpoint_dir,
         seed=int(cfg.seed),
         resumed=resumed,
+        init_from=init_from,
     )
 
 
@@ -248,8 +251,11 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
         "mlflow_run_id": ctx.tracker.run_id,
         "suggested": {s.key: s.value for s in from_data},
     }
+    if ctx.init_from is not None:
+        ctx.checkpoint_extra["init_from"] = ctx.init_from.tags  # a resumed run's tags
     seed_everything(ctx.seed)  # the model's initial weights depend on the seed alone
     model = task.build_model(ctx)
+    start_from_pretrained(model, ctx.init_from)
     n_params = count_parameters(model)
     ctx.tracker.set_tags({"n_params": str(n_params)})
     if ctx.resumed is None:  # a resumed run logs no params again
@@ -276,6 +282,17 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     with phases.timing("logging"):
         log_results(ctx.tracker, fitted, test)  # before finish: the model it logs links them
         task.finish(ctx, model, fitted, test)
+
+
+def start_from_pretrained(model: Any, init_from: Any) -> None:
+    """``model.init_from``: the language model's embedding and encoder weights, copied in
+    (a resumed run takes its own weights from last.pt instead: nothing is loaded)."""
+    if init_from is None or not init_from.loaded:
+        return
+    from pipeline.model.transfer import transfer
+
+    copied = transfer(model, init_from)
+    print(f"init_from: {copied} weight tensors copied. {init_from.sentence()}", flush=True)
 
 
 def adopt_data_suggestions(ctx: Any, task: Any) -> list[Suggestion]:

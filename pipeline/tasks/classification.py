@@ -82,7 +82,7 @@ class ClassificationTask:
         self.data_fingerprint = fingerprint.fingerprint(data.splits, data.source, data.labels)
         fingerprint.check_resumed(ctx.resumed, self.data_fingerprint, ctx.checkpoint_dir)
         self.tokenizer = fingerprint.tokenizer_for(
-            ctx.cfg.tokenizer, data.splits["train"], ctx.resumed, ctx.checkpoint_dir
+            ctx.cfg.tokenizer, data.splits["train"], ctx.resumed, ctx.checkpoint_dir, ctx.init_from
         )
         self.data_fingerprint["tokenizer"] = fingerprint.tokenizer_identity(self.tokenizer)
         tokenized = tokenize(data.splits, self.tokenizer, self.data_cfg.max_length)

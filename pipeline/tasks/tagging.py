@@ -147,8 +147,11 @@ class TaggingTask:
         saved = ctx.checkpoint_dir / "tokenizer"
         if ctx.resumed is not None and (saved / "tokenizer_config.json").is_file():
             return load_tokenizer(saved)
+        pretrained = getattr(ctx.init_from, "tokenizer", None)  # model.init_from: the LM's
         config = tokenizer_config(ctx.cfg.tokenizer)
-        tokenizer = tokenizers.get(str(ctx.cfg.tokenizer.name)).cls(config)
+        tokenizer = pretrained
+        if tokenizer is None:
+            tokenizer = tokenizers.get(str(ctx.cfg.tokenizer.name)).cls(config)
         if not hasattr(tokenizer, "encode_words"):
             raise ConfigError(
                 f"tokenizer={ctx.cfg.tokenizer.name} cannot map given words to ids (it has no "
@@ -156,6 +159,8 @@ class TaggingTask:
                 "per word: use tokenizer=word."
             )
         words = [words for words, _ in train]
+        if pretrained is not None:
+            return tokenizer  # its vocabulary is the language model's, not fitted again
         if hasattr(tokenizer, "fit_words"):
             tokenizer.fit_words(words)
         else:

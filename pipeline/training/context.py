@@ -33,6 +33,7 @@ class RunContext:
     seed: int = 42
     resumed: Checkpoint | None = None  # the last.pt this run goes on from
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, versions, run id
+    init_from: Any = None  # model.init_from: the language model it starts from (InitFrom)
 
     @property
     def amp_policy(self) -> AmpPolicy:
