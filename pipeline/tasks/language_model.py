@@ -35,7 +35,7 @@ from pipeline.tasks.lm_eval import (
     activation_penalty,
     evaluate_lm,
     lm_metrics,
-    loss_sum,
+    window_loss,
 )
 from pipeline.training.context import RunContext
 
@@ -219,10 +219,9 @@ class LanguageModelTask:
         window, targets = batch
         alpha, beta = self.ctx.trainer.ar_alpha, self.ctx.trainer.tar_beta
         if not (alpha or beta):
-            logits, state = model(window.inputs, window.mask, state)
-            return loss_sum(logits, window.targets, window.mask), targets, state
-        logits, state, sequence = model(window.inputs, window.mask, state, with_sequence=True)
-        summed = loss_sum(logits, window.targets, window.mask)
+            summed, state = window_loss(model, window, state)
+            return summed, targets, state
+        summed, state, sequence = window_loss(model, window, state, with_sequence=True)
         # The loop steps on summed * world / targets: this adds the penalty (this process's
         # mean) to the gradient, while the value, hence train/loss, stays the plain loss.
         scaled = activation_penalty(sequence, window.mask, alpha, beta)
