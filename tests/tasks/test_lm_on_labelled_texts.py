@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import datasets
 import pytest
 import torch
 
-from pipeline.data.documents import STREAM_FILE, document_ids
-from pipeline.data.fingerprint import split_digest
+from pipeline.data.documents import STREAM_FILE, check_resumed_direction, document_ids, end_id
+from pipeline.data.fingerprint import DataChanged, split_digest
 from pipeline.data.labelled import load_data, to_config
 from pipeline.data.tokenize import fit_tokenizer, load_tokenizer, tokenize
 from pipeline.errors import ConfigError
@@ -109,3 +110,26 @@ def test_a_backward_run_is_recorded_as_backward(reviews):
     stream = json.loads((result.output_dir / "tokenizer" / STREAM_FILE).read_text())
     assert stream["reverse"] is True
     assert checkpoint["config"]["data"]["reverse"] is True  # hence the run's param
+
+
+def test_a_reversed_character_stream_keeps_each_line_end_last():
+    texts = ["ab\n", "cde\n", "f"]
+    tokenizer = fit_tokenizer({"name": "char"}, texts)
+    split = tokenize(
+        datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": texts})}),
+        tokenizer,
+        None,
+    ).splits["train"]
+    stream = document_ids(split, True, end_id(tokenizer, char_level=True))
+    assert tokenizer.decode(stream.tolist()) == "ba\nedc\nf"
+
+
+def test_resuming_in_the_other_direction_is_refused():
+    backward = SimpleNamespace(data={"reverse": True}, finished=False)
+    forward = SimpleNamespace(data={"source": "x"}, finished=False)  # before data.reverse
+    check_resumed_direction(backward, True, "outputs/run")
+    check_resumed_direction(forward, False, "outputs/run")
+    with pytest.raises(DataChanged, match=r"backward language model and data\.reverse=false"):
+        check_resumed_direction(backward, False, "outputs/run")
+    with pytest.raises(DataChanged, match=r"Resume with data\.reverse=false"):
+        check_resumed_direction(forward, True, "outputs/run")
