@@ -18,6 +18,8 @@ backward language model.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,3 +133,18 @@ def check_resumed_direction(resumed: Any, reverse: bool, where: Any) -> None:
         f"data.reverse={str(not reverse).lower()}, or start a new run.",
         finished=bool(getattr(resumed, "finished", False)),
     )
+
+
+def stream_record(reverse: bool, texts_config: Any, transductive: bool) -> dict[str, Any]:
+    """How a language model's stream was made (its checkpoints' ``stream``, and
+    ``STREAM_FILE``): backward or not, and which splits' texts of a labelled data set."""
+    as_corpus = getattr(texts_config, "as_corpus", None)
+    return {
+        "reverse": reverse,
+        "as_corpus": list(as_corpus) if as_corpus else None,
+        "transductive": transductive,
+    }
+
+
+def write_stream_record(folder: Path, record: dict[str, Any]) -> None:
+    (folder / STREAM_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

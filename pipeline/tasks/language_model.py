@@ -82,7 +82,12 @@ class LanguageModelTask:
 
     def prepare(self, ctx: RunContext) -> None:
         from pipeline.data import fingerprint
-        from pipeline.data.documents import check_resumed_direction, document_ids, end_id
+        from pipeline.data.documents import (
+            check_resumed_direction,
+            document_ids,
+            end_id,
+            write_stream_record,
+        )
         from pipeline.data.tokenize import tokenize
 
         self.ctx, trainer, job = ctx, ctx.trainer, ctx.job
@@ -114,7 +119,7 @@ class LanguageModelTask:
         self._print_data(corpus.source, tokenized)
         self.tokenizer_dir = ctx.out_dir / "tokenizer"
         self.tokenizer.save(self.tokenizer_dir)
-        self._write_stream(self.tokenizer_dir)
+        write_stream_record(self.tokenizer_dir, self.stream())
         ctx.tracker.log_artifact(self.tokenizer_dir, "tokenizer")
         self._make_streams()
         self.prompt = ctx.task.sample_prompt or _default_prompt(
@@ -141,17 +146,9 @@ class LanguageModelTask:
 
     def stream(self) -> dict[str, Any]:
         """How the token stream was made: recorded in checkpoints and the tokenizer folder."""
-        as_corpus = getattr(self.texts_cfg, "as_corpus", None)
-        return {
-            "reverse": self.reverse,
-            "as_corpus": list(as_corpus) if as_corpus else None,
-            "transductive": self.transductive,
-        }
+        from pipeline.data.documents import stream_record
 
-    def _write_stream(self, folder: Any) -> None:
-        from pipeline.data.documents import STREAM_FILE
-
-        (folder / STREAM_FILE).write_text(json.dumps(self.stream(), indent=1) + "\n")
+        return stream_record(self.reverse, self.texts_cfg, self.transductive)
 
     def build_model(self, ctx: RunContext) -> nn.Module:
         from pipeline.model.assembly import build_language_model, init_uniform
