@@ -162,6 +162,11 @@ class CorpusConfig:
         "datasets cache folder (default: HF_DATASETS_CACHE, else ~/.cache/huggingface/datasets)",
         None,
     )
+    reverse: bool = describe(
+        "reverse each line's tokens, its <eos> kept last (a backward language model, as "
+        "ULMFiT's; pipeline/data/documents.py)",
+        False,
+    )
 
 
 @dataclass

@@ -76,6 +76,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
 FORMATS = ("csv", "tsv", "json", "parquet", "text")
+#: ``data.as_corpus``: which splits' texts a language model may train on.
+AS_CORPUS = (("train",), ("train", "test"))
 
 #: file extension (after an optional ``.gz``) -> format
 _EXTENSIONS = {
@@ -135,7 +137,12 @@ class DataConfig:
         "when both are unset, the Hugging Face Hub",
         None,
     )
-    max_length: int = describe("truncate texts to this many tokens (tokenize stage)", 400, min=1)
+    max_length: int = describe(
+        "truncate texts to this many tokens (tokenize stage; not for task=lm, which reads "
+        "whole texts)",
+        400,
+        min=1,
+    )
     max_train_samples: int | None = describe(
         "subsample train to this many examples (seeded) for quick runs", None, min=1
     )
@@ -188,6 +195,17 @@ class DataConfig:
     cache_dir: str | None = describe(
         "datasets cache folder (default: HF_DATASETS_CACHE, else ~/.cache/huggingface/datasets)",
         None,
+    )
+    # Language modelling on the texts (task=lm; pipeline/data/labelled_corpus.py).
+    as_corpus: Any = describe(
+        "task=lm on this data set's texts, labels ignored: train (the classifier's own train/"
+        "validation texts; test only evaluates perplexity) or [train,test] (also trains on the "
+        "test texts: transductive); null: a classification data set",
+        None,
+    )
+    reverse: bool = describe(
+        "task=lm: reverse each document's tokens (a backward language model, as ULMFiT's)",
+        False,
     )
 
 
@@ -242,6 +260,7 @@ def _field_names(cls: type) -> list[str]:
 
 def _check(config: DataConfig) -> None:
     validate(config, "data")
+    config.as_corpus = corpus_splits(config.as_corpus)
     for fraction in ("validation_fraction", "test_fraction"):
         value = getattr(config, fraction)
         if value is not None and value <= 0:
@@ -254,6 +273,22 @@ def _check(config: DataConfig) -> None:
                     f"Unknown split data.{group}.{split}. {did_you_mean(split, SPLITS)}"
                 )
             validate(source, f"data.{group}.{split}")
+
+
+def corpus_splits(value: Any) -> tuple[str, ...] | None:
+    """``data.as_corpus`` as a tuple of splits: ``train`` or ``train,test`` (a string, quoted
+    on the command line, or a list ``[train,test]``); None when unset."""
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    splits = tuple(str(p).strip() for p in parts)
+    if splits not in AS_CORPUS:
+        raise ConfigError(
+            f"data.as_corpus={value!r} is not a valid choice: use data.as_corpus=train (the "
+            "training texts only) or data.as_corpus=[train,test] (also the test texts: "
+            "transductive)."
+        )
+    return splits
 
 
 def preset(name: str, **overrides: Any) -> DataConfig:

@@ -70,12 +70,22 @@ class LanguageModel(nn.Module):
         self.head = head
 
     def forward(
-        self, ids: Tensor, mask: Tensor, state: Any = None, with_sequence: bool = False
+        self,
+        ids: Tensor,
+        mask: Tensor,
+        state: Any = None,
+        with_sequence: bool = False,
+        targets: Tensor | None = None,
     ) -> tuple[Any, ...]:
         """(logits, state); ``with_sequence``: also the encoder's output [B, T, H] (for the
-        activation penalties ``trainer.ar_alpha`` and ``tar_beta``)."""
+        activation penalties ``trainer.ar_alpha`` and ``tar_beta``). With ``targets`` [B, T]
+        the head's ``loss_sum`` over the real (``mask``) targets replaces the logits: an
+        adaptive softmax (``head.softmax=adaptive``) never builds [B, T, V] scores."""
         output = self.encoder(self.embedding(ids), mask, state)  # sequence [B, T, H]
-        logits = self.head(output.sequence)  # [B, T, V]
+        if targets is not None:
+            logits = self.head.loss_sum(output.sequence, targets, mask)
+        else:
+            logits = self.head(output.sequence)  # [B, T, V]
         if with_sequence:
             return logits, output.state, output.sequence
         return logits, output.state

@@ -24,7 +24,6 @@ from pipeline.contracts import EpochBatches
 from pipeline.data.placement import keep_on_device
 from pipeline.data.streams import (
     Streams,
-    flat_ids,
     jittered_bounds,
     make_streams,
     num_windows,
@@ -36,7 +35,7 @@ from pipeline.tasks.lm_eval import (
     activation_penalty,
     evaluate_lm,
     lm_metrics,
-    loss_sum,
+    window_loss,
 )
 from pipeline.training.context import RunContext
 
@@ -51,13 +50,21 @@ class LanguageModelTask:
 
     def __init__(self, cfg: Any) -> None:
         from pipeline.data.corpus import to_corpus_config
+        from pipeline.data.documents import texts_config
 
-        if cfg.data.get("type") != "corpus":
+        self.texts_cfg, self.doc_end, self.transductive = None, "", False
+        if cfg.data.get("type") == "corpus":
+            self.corpus_cfg = to_corpus_config(cfg.data)
+            self.reverse = self.corpus_cfg.reverse
+        elif cfg.data.get("type") is None and "label_column" in cfg.data:
+            self.texts_cfg, self.doc_end = texts_config(cfg)  # data.as_corpus
+            self.reverse = self.texts_cfg.reverse
+        else:
             raise ConfigError(
-                f"data={cfg.data.name} is a labelled data set, but task=lm needs a text "
-                "corpus: data=timemachine, tiny_shakespeare, ptb or wikitext2."
+                f"data={cfg.data.name} is not text, but task=lm needs a text corpus: "
+                "data=timemachine, tiny_shakespeare, ptb or wikitext2 (or a labelled data set's "
+                "texts: data=imdb data.as_corpus=train)."
             )
-        self.corpus_cfg = to_corpus_config(cfg.data)
         self.evaluations: dict[str, LMEvaluation] = {}
 
     @classmethod
@@ -68,13 +75,19 @@ class LanguageModelTask:
         no tokenizer, no samples; ``prepare`` is not called."""
         task = cls.__new__(cls)
         task.ctx, task.ids, task.char_level, task.evaluations = ctx, ids, char_level, {}
+        task.reverse, task.texts_cfg, task.transductive = False, None, False
         task.tokenizer, task.tokenizer_dir = _NoTokenizer(pad_id), None
         task._make_streams()
         return task
 
     def prepare(self, ctx: RunContext) -> None:
         from pipeline.data import fingerprint
-        from pipeline.data.corpus import load_corpus
+        from pipeline.data.documents import (
+            check_resumed_direction,
+            document_ids,
+            end_id,
+            write_stream_record,
+        )
         from pipeline.data.tokenize import tokenize
 
         self.ctx, trainer, job = ctx, ctx.trainer, ctx.job
@@ -85,26 +98,57 @@ class LanguageModelTask:
             )
         if not job.is_main:
             job.barrier()  # rank 0 reads and tokenizes first; the others then hit its cache
-        corpus = load_corpus(self.corpus_cfg, seed=ctx.seed)
+        corpus = self._load(ctx)
         self.data_fingerprint = fingerprint.fingerprint(corpus.splits, corpus.source, None)
+        if self.reverse:
+            self.data_fingerprint["reverse"] = True
         fingerprint.check_resumed(ctx.resumed, self.data_fingerprint, ctx.checkpoint_dir)
+        check_resumed_direction(ctx.resumed, self.reverse, ctx.checkpoint_dir)
         self.tokenizer = fingerprint.tokenizer_for(
             ctx.cfg.tokenizer, corpus.splits["train"], ctx.resumed, ctx.checkpoint_dir
         )
         self.data_fingerprint["tokenizer"] = fingerprint.tokenizer_identity(self.tokenizer)
-        tokenized = tokenize(corpus.splits, self.tokenizer, None)
+        tokenized = tokenize(corpus.splits, self.tokenizer, None)  # whole texts: no max_length
         if job.is_main:
             job.barrier()
-        self.ids = {name: flat_ids(split) for name, split in tokenized.splits.items()}
         self.char_level = getattr(self.tokenizer, "separator", " ") == ""
+        end = end_id(self.tokenizer, self.char_level)
+        self.ids = {
+            name: document_ids(split, self.reverse, end) for name, split in tokenized.splits.items()
+        }
         self._print_data(corpus.source, tokenized)
         self.tokenizer_dir = ctx.out_dir / "tokenizer"
         self.tokenizer.save(self.tokenizer_dir)
+        write_stream_record(self.tokenizer_dir, self.stream())
         ctx.tracker.log_artifact(self.tokenizer_dir, "tokenizer")
         self._make_streams()
         self.prompt = ctx.task.sample_prompt or _default_prompt(
             self.tokenizer, self.ids["validation"], self.char_level
         )
+
+    def _load(self, ctx: RunContext) -> Any:
+        """The corpus, or a labelled data set's texts (``data.as_corpus``); a transductive
+        run (its train split holds the test texts) is said and tagged."""
+        from pipeline.data.corpus import load_corpus
+        from pipeline.data.documents import load_texts
+
+        if self.texts_cfg is None:
+            return load_corpus(self.corpus_cfg, seed=ctx.seed)
+        corpus, self.transductive = load_texts(self.texts_cfg, ctx.seed, self.doc_end)
+        if self.transductive:
+            print(
+                "transductive: data.as_corpus=[train,test]: the language model trains on the "
+                "test texts too (their perplexity is no held-out measure)",
+                flush=True,
+            )
+            ctx.tracker.set_tags({"transductive": "true"})
+        return corpus
+
+    def stream(self) -> dict[str, Any]:
+        """How the token stream was made: recorded in checkpoints and the tokenizer folder."""
+        from pipeline.data.documents import stream_record
+
+        return stream_record(self.reverse, self.texts_cfg, self.transductive)
 
     def build_model(self, ctx: RunContext) -> nn.Module:
         from pipeline.model.assembly import build_language_model, init_uniform
@@ -138,6 +182,8 @@ class LanguageModelTask:
             else f"tokenized in {tokenized.seconds:.1f}s"
         )
         vocabulary = f"vocabulary {self.tokenizer.vocab_size:,} ({kind})"
+        if self.reverse:
+            vocabulary += "; each document reversed (a backward model)"
         print(f"data: {source}: {sizes}; {vocabulary}; {done}", flush=True)
 
     def train_batches(self, epoch: int, start: int) -> EpochBatches:
@@ -170,10 +216,9 @@ class LanguageModelTask:
         window, targets = batch
         alpha, beta = self.ctx.trainer.ar_alpha, self.ctx.trainer.tar_beta
         if not (alpha or beta):
-            logits, state = model(window.inputs, window.mask, state)
-            return loss_sum(logits, window.targets, window.mask), targets, state
-        logits, state, sequence = model(window.inputs, window.mask, state, with_sequence=True)
-        summed = loss_sum(logits, window.targets, window.mask)
+            summed, state = window_loss(model, window, state)
+            return summed, targets, state
+        summed, state, sequence = window_loss(model, window, state, with_sequence=True)
         # The loop steps on summed * world / targets: this adds the penalty (this process's
         # mean) to the gradient, while the value, hence train/loss, stays the plain loss.
         scaled = activation_penalty(sequence, window.mask, alpha, beta)
@@ -211,6 +256,7 @@ class LanguageModelTask:
             extra["data"] = self.data_fingerprint
         if self.tokenizer_dir is not None:
             extra["tokenizer_dir"] = str(self.tokenizer_dir.resolve())
+        extra["stream"] = self.stream()
         return extra
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:

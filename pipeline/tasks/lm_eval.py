@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,27 @@ def loss_sum(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     )
 
 
+def head_computes_loss(model: nn.Module) -> bool:
+    """Whether the language model's head sums its own loss (its ``computes_loss``, e.g.
+    ``head.softmax=adaptive``): the model is then called with ``targets=`` and never
+    builds [B, T, V] scores. ``model`` may be wrapped (DDP, ``torch.compile``)."""
+    inner = getattr(model, "_orig_mod", model)
+    inner = getattr(inner, "module", inner)
+    return bool(getattr(getattr(inner, "head", None), "computes_loss", False))
+
+
+def window_loss(
+    model: nn.Module, window: Any, state: Any, with_sequence: bool = False
+) -> tuple[Any, ...]:
+    """(summed loss over the window's real targets, state[, sequence]): through the head's
+    own ``loss_sum`` where it has one that avoids the logits, else cross-entropy of them."""
+    options: dict[str, Any] = {"with_sequence": True} if with_sequence else {}
+    if head_computes_loss(model):
+        return model(window.inputs, window.mask, state, targets=window.targets, **options)
+    scores, *rest = model(window.inputs, window.mask, state, **options)
+    return (loss_sum(scores, window.targets, window.mask), *rest)
+
+
 def activation_penalty(sequence: Tensor, mask: Tensor, alpha: float, beta: float) -> Tensor:
     """AWD-LSTM's activation regularisers over the real steps only (padding never counts):
     ``alpha * mean(h^2)`` over real tokens and features (AR) plus ``beta * mean((h_t -
@@ -93,7 +115,7 @@ def evaluate_lm(
     state = None
     for window in windows(streams, bptt, device):
         with autocast(device, autocast_dtype):
-            logits, state = model(window.inputs, window.mask, state)
-        total += loss_sum(logits, window.targets, window.mask)
+            summed, state = window_loss(model, window, state)
+        total += summed
     model.train(was_training)
     return LMEvaluation(total.item(), streams.num_targets)

@@ -47,6 +47,24 @@ class LMHeadConfig(ComponentConfig):
         "embedding and encoder sizes differ a bias-free projection bridges them",
         False,
     )
+    softmax: str = describe(
+        "full: one output layer over the vocabulary; adaptive: torch's "
+        "AdaptiveLogSoftmaxWithLoss (Grave et al. 2017), frequent words in a head and rarer "
+        "ones in smaller clusters, for large word vocabularies on a CPU (not with tie_weights)",
+        "full",
+        choices=["full", "adaptive"],
+    )
+    cutoffs: list[int] = describe(
+        "head.softmax=adaptive: ids where the clusters start (increasing; words are ordered by "
+        "frequency); those at or above the vocabulary size are dropped",
+        [2000, 10000],
+    )
+    div_value: float = describe(
+        "head.softmax=adaptive: each cluster's projection is div_value times narrower than "
+        "the previous one's",
+        4.0,
+        min=1.0,
+    )
 
 
 @dataclass

@@ -123,7 +123,10 @@ def test_a_word_model_on_ptb_reports_test_perplexity(lm_env):
     [
         (["task=lm", "encoder=transformer"], ["encoder=transformer is not causal", "lstm"]),
         (["task=lm", "encoder.bidirectional=true"], ["is not causal"]),
-        (["task=lm", "data=imdb"], ["data=imdb is a labelled data set", "timemachine"]),
+        (
+            ["task=lm", "data=imdb"],
+            ["data=imdb is a labelled data set", "data.as_corpus=train", "timemachine"],
+        ),
         (["task=sentiment", "data=ptb"], ["data=ptb is a text corpus", "task=lm"]),
         (["task=lm", "data.max_trian_lines=3"], ["data.max_trian_lines", "max_train_lines"]),
     ],
