@@ -18,40 +18,74 @@ from pipeline.reporting.plots import _pyplot
 
 ROW_INCHES = 0.16  # a token's row in a heatmap
 MAX_LABEL = 18  # characters of a token shown on a heatmap's axis
+DPI = 90
 
 
 def heatmaps(payload: dict[str, Any], folder: Path) -> list[Path]:
     """One PNG per quantity, ``<quantity>.png``: tokens down, units across; gates on a 0..1
-    scale, the other quantities on a scale symmetric about 0."""
+    scale, the other quantities on a scale symmetric about 0.
+
+    Laying out and drawing a label per token is nearly all the cost, and the labels are the
+    same in every heatmap: the figure is drawn once without the heatmap, title and colour
+    bar, and each quantity draws only those on a copy of it (Agg blitting)."""
+    import numpy as np
+    from PIL import Image
+
+    fig, ax, bar, image = _figure(payload)
+    changing = [image, ax.title, bar]
+    for artist in changing:
+        artist.set_visible(False)
+    fig.canvas.draw()
+    background = fig.canvas.copy_from_bbox(fig.bbox)
+    renderer = fig.canvas.get_renderer()
+    for artist in changing:
+        artist.set_visible(True)
+    written = []
+    for name, values in payload["quantities"].items():
+        gate = name in payload["gates"]
+        peak = max((abs(v) for row in values for v in row), default=1.0) or 1.0
+        image.set_data(values or [[0.0] * len(payload["units"])])
+        image.set_cmap("viridis" if gate else "RdBu_r")
+        image.set_clim(*((0.0, 1.0) if gate else (-peak, peak)))
+        ax.set_title(f"layer {payload['layer']}: {name}" + (" (gate)" if gate else ""), fontsize=9)
+        fig.canvas.restore_region(background)
+        for artist in [image, *ax.spines.values(), ax.title]:
+            ax.draw_artist(artist)
+        bar.draw(renderer)
+        path = folder / f"{name}.png"
+        pixels = np.asarray(fig.canvas.buffer_rgba())
+        Image.fromarray(pixels).save(path, compress_level=3, dpi=(DPI, DPI))
+        written.append(path)
+    _pyplot().close(fig)
+    return written
+
+
+def _figure(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """(figure, heatmap axes, colour bar axes, image): a row per token, fixed margins."""
+    from matplotlib.transforms import blended_transform_factory
+
     plt = _pyplot()
     tokens = [t if len(t) <= MAX_LABEL else t[: MAX_LABEL - 1] + "…" for t in payload["tokens"]]
     units = [str(u) for u in payload["units"]]
-    written = []
-    for name, rows in payload["quantities"].items():
-        gate = name in payload["gates"]
-        peak = max((abs(v) for row in rows for v in row), default=1.0) or 1.0
-        limits = (0.0, 1.0) if gate else (-peak, peak)
-        height = 1.6 + ROW_INCHES * max(len(tokens), 4)
-        fig, ax = plt.subplots(figsize=(2.2 + 0.42 * max(len(units), 4), height))
-        image = ax.imshow(
-            rows if rows else [[0.0] * len(units)],
-            aspect="auto",
-            cmap="viridis" if gate else "RdBu_r",
-            vmin=limits[0],
-            vmax=limits[1],
-            interpolation="nearest",
-        )
-        ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
-        ax.set_xticks(range(len(units)), units, fontsize=7, rotation=90)
-        ax.set_xlabel("unit")
-        ax.set_title(f"layer {payload['layer']}: {name}" + (" (gate)" if gate else ""), fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.08, pad=0.04)
-        fig.tight_layout()
-        path = folder / f"{name}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
-    return written
+    width = 2.6 + 0.42 * max(len(units), 4)
+    height = 1.6 + ROW_INCHES * max(len(tokens), 4)
+    fig = plt.figure(figsize=(width, height), dpi=DPI)
+    left, right, top, bottom = 1.3, 1.2, 0.45, 0.75  # inches
+    tall = 1 - (top + bottom) / height
+    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, tall))
+    bar = fig.add_axes((1 - (right - 0.25) / width, bottom / height, 0.18 / width, tall))
+    first = next(iter(payload["quantities"].values()), [])
+    image = ax.imshow(first or [[0.0] * len(units)], aspect="auto", interpolation="nearest")
+    # A plain text per token: a tick per token (two lines and two labels each) costs 4x more.
+    ax.set_yticks([])
+    rows = blended_transform_factory(ax.transAxes, ax.transData)
+    for row, token in enumerate(tokens):
+        ax.text(-0.02, row, token, transform=rows, ha="right", va="center", fontsize=7)
+    ax.set_xticks(range(len(units)), units, fontsize=7, rotation=90)
+    ax.set_xlabel("unit")
+    ax.tick_params(length=0)
+    fig.colorbar(image, cax=bar)
+    return fig, ax, bar, image
 
 
 def page(payload: dict[str, Any], path: Path) -> Path:
