@@ -167,3 +167,42 @@ def test_an_encoder_without_a_trace_is_refused_naming_those_with_one(
     assert "encoder=cnn" in err and all(
         name in err for name in ("lstm", "gru", "rnn", "scratch_lstm")
     )
+
+
+def test_a_language_models_lstm_is_inspected_token_by_token(tmp_path, data_dir, capsys):
+    """A character-level language model (no MLflow): one heatmap row per character."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        patch.setenv("PIPELINE_DATA_DIR", str(data_dir))
+        settings = ["task=lm", "data.max_train_chars=3000", "trainer.max_epochs=1"]
+        settings += ["trainer.bptt=20", "task.sample_tokens=5", *FAST]
+        with initialize_config_module(config_module="conf", version_base=None):
+            result = run(compose(config_name="config", overrides=settings))
+    out = tmp_path / "lm"
+    checkpoint = tmp_path / result.best_checkpoint
+    code, _, err = cli(capsys, "inspect", f"model={checkpoint}", "text=the time", f"out={out}")
+    assert code == 0, err
+    data = json.loads((out / "trace.json").read_text())
+    assert data["tokens"] == list("the time")  # the tokenizer's own characters
+    assert data["max_difference"] < 1e-5 and len(data["units"]) == 8
+
+
+def test_a_taggers_encoder_is_inspected_word_by_word(tmp_path, capsys):
+    """A tagger whose embedding reads characters too: the words are the text's, split on
+    spaces, as ``predict`` tags them."""
+    from tests.inference.test_tagging_inference import SENTENCE, conllu_file
+
+    files = {split: conllu_file(tmp_path / f"{split}.conllu", 20, seed) for seed, split in
+             enumerate(("train", "validation", "test"))}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        settings = ["task=tagging", "data=files", "embedding=word_char", "trainer.max_epochs=1"]
+        settings += [*(f"data.{split}={path}" for split, path in files.items()), *FAST]
+        with initialize_config_module(config_module="conf", version_base=None):
+            result = run(compose(config_name="config", overrides=settings))
+    out = tmp_path / "tagger"
+    checkpoint = tmp_path / result.best_checkpoint
+    code, _, err = cli(capsys, "inspect", f"model={checkpoint}", f"text={SENTENCE}", f"out={out}")
+    assert code == 0, err
+    data = json.loads((out / "trace.json").read_text())
+    assert data["tokens"] == SENTENCE.split() and data["max_difference"] < 1e-5
