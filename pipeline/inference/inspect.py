@@ -183,7 +183,7 @@ def _run_watched(encoder: Any, run: Any, tokens: list[str], run_id: str | None) 
     finally:
         for hook in hooks:
             hook.remove()
-    if "x" not in caught or caught["x"].size(1) != len(tokens):
+    if not tokens or "x" not in caught or caught["x"].size(1) != len(tokens):
         raise DataError("inspect: the text gives no token this model reads; give a longer text.")
     return Seen(encoder, caught["x"], caught["mask"], caught["sequence"], tokens, run_id)
 

@@ -24,8 +24,8 @@ def train(folder, store: str, *overrides: str, fast: list[str] = FAST):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         train_csv = toy_reviews(folder / "train.csv", rows=120)
-        settings = ["data=files", f"data.train={train_csv}", "trainer.max_epochs=1"]
-        settings += ["tracking=mlflow", f"tracking.uri={store}", *fast, *overrides]
+        settings = [*fast, "data=files", f"data.train={train_csv}", "trainer.max_epochs=1"]
+        settings += ["tracking=mlflow", f"tracking.uri={store}", *overrides]
         with initialize_config_module(config_module="conf", version_base=None):
             result = run(compose(config_name="config", overrides=settings))
     return result, folder / result.best_checkpoint
@@ -157,9 +157,7 @@ def test_an_encoder_without_a_trace_is_refused_naming_those_with_one(
     tmp_path, mlflow_store, capsys
 ):
     fast = ["trainer.progress=none", "embedding.dim=16", "encoder.channels=4"]
-    _, checkpoint = train(
-        tmp_path, mlflow_store, "encoder=cnn", "tracking.log_model=false", fast=fast
-    )
+    _, checkpoint = train(tmp_path, mlflow_store, "encoder=cnn", "tracking=none", fast=fast)
     code, _, err = cli(
         capsys, "inspect", f"model={checkpoint}", f"text={TEXT}", f"out={tmp_path / 'o'}"
     )
