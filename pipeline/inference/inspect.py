@@ -55,8 +55,6 @@ class Seen:
 
 def parse_args(argv: list[str]) -> InspectArgs:
     """``key=value`` arguments, checked before any model is loaded."""
-    if any(a in ("--help", "-h", "help") for a in argv):
-        raise ConfigError(USAGE)
     args, _ = parse_key_values("inspect", argv, InspectArgs, usage=USAGE)
     if not args.model or not args.text.strip():
         raise ConfigError(f"inspect needs model=... and a non-empty text=... . {USAGE}")
@@ -287,6 +285,9 @@ def log_to_run(run_id: str, folder: Path) -> str:
 
 
 def main(argv: list[str]) -> None:
+    if any(a in ("--help", "-h") for a in argv):
+        print(USAGE)
+        return
     args = parse_args(argv)
     folder = output_folder(args)
     seen = load(args)
