@@ -3,7 +3,8 @@
 Sub-commands that are not training runs come first: ``python -m pipeline plugins
 [--check]``,
 ``generate model=... prompt=...``, ``predict model=... text=...`` and
-``evaluate model=... data=...`` and ``runs [experiment] [--sort ...] [--compare RUN1 RUN2]``.
+``evaluate model=... data=...``, ``inspect model=... text=...`` and
+``runs [experiment] [--sort ...] [--compare RUN1 RUN2]``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> None:
             from pipeline.inference.predict import main as predict
 
             predict(argv[1:])
+            return
+        if argv[:1] == ["inspect"]:
+            from pipeline.inference.inspect import main as inspect
+
+            inspect(argv[1:])
             return
         if argv[:1] == ["evaluate"]:
             from pipeline.inference.evaluate import main as evaluate

@@ -31,6 +31,16 @@ class EncoderOutput:
 
 
 @dataclass
+class RecurrentTrace:
+    """One layer and direction of a recurrent encoder, step by step."""
+
+    layer: int  # 0 = the bottom layer
+    direction: int  # 0 = forward, 1 = backward
+    quantities: dict[str, Tensor]  # name -> [B, T, H], in the input's time order; 0 at padding
+    gates: tuple[str, ...]  # the names in quantities that are sigmoid gates, in (0, 1)
+
+
+@dataclass
 class Vocabulary:
     """What an embedding built from word vectors needs of the run (``uses_vocabulary``):
     the fitted vocabulary, the training texts as words, and where to cache, write and log.
@@ -88,12 +98,20 @@ class Encoder(nn.Module):
     state must be exact at each row's last real token, even in a right-padded batch (never
     run on through padding); when False it may be anything, None included, so an encoder
     may skip that work. An encoder may ignore the flag and always be exact.
+
+    ``traceable`` is True when ``trace(x, mask)`` shows the encoder's insides, step by step:
+    one :class:`RecurrentTrace` per layer and direction (bottom layer first, forward before
+    backward), in eval semantics (no dropout), whose ``hidden`` equals that direction's
+    half of ``sequence`` at real tokens (``python -m pipeline inspect`` draws them).
+    Quantity names: LSTM ``input``, ``forget``, ``output`` (gates), ``candidate``, ``cell``,
+    ``hidden``; GRU ``reset``, ``update`` (gates), ``candidate``, ``hidden``; RNN ``hidden``.
     """
 
     input_dim: int
     output_dim: int
     causal: bool = False
     carries_state: bool = False
+    traceable: bool = False
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()
@@ -102,6 +120,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor, state: Any = None) -> EncoderOutput:
         raise NotImplementedError
+
+    def trace(self, x: Tensor, mask: Tensor) -> list[RecurrentTrace]:
+        """Each layer's and direction's quantities over x [B, T, input_dim] (``traceable``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not expose its insides (traceable is False): it has "
+            "no trace(x, mask)."
+        )
 
 
 class Pooler(nn.Module):

@@ -53,6 +53,12 @@ def predictor_from_checkpoint(path: Path, tokenizer_dir: Any = None) -> Any:
     return classifier_from_checkpoint(path, tokenizer_dir)
 
 
+def load_with(reference: str | Path, tracking_uri: str, build: FromCheckpoint) -> Any:
+    """What ``build`` makes of the checkpoint and tokenizer folder (None: the one the
+    checkpoint records) that ``reference`` names, wherever it is (``inspect`` builds its own)."""
+    return _load(reference, tracking_uri, build)
+
+
 def _load(reference: str | Path, tracking_uri: str, build: FromCheckpoint) -> Any:
     """What ``build`` makes of the checkpoint (and tokenizer) that ``reference`` names."""
     text = str(reference).strip()

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from pipeline.contracts import Encoder, EncoderOutput
+from pipeline.contracts import Encoder, EncoderOutput, RecurrentTrace
 from pipeline.masking import at_last_token, lengths_of, reverse_within_length
 from plugins.dropout import LockedDropout, dropped_recurrent_weights
 from plugins.encoders import layout
@@ -94,6 +94,13 @@ class RecurrentEncoder(Encoder):
         x = self.locked_dropout(x)
         sequence = x * mask.unsqueeze(2).to(x.dtype)  # padding steps are zero
         return EncoderOutput(sequence=sequence, final=torch.cat(finals, dim=1), state=new_state)
+
+    def trace(self, x: Tensor, mask: Tensor) -> list[RecurrentTrace]:
+        """Gates, cell and hidden state of every layer and direction, recomputed from the
+        weights in eval semantics (``plugins.encoders.trace``)."""
+        from plugins.encoders.trace import trace_encoder
+
+        return trace_encoder(self.layers, x, mask)
 
     def _run_layers(
         self,
@@ -211,15 +218,18 @@ class LSTMEncoder(RecurrentEncoder):
     """Long short-term memory (Hochreiter & Schmidhuber 1997), torch's fused kernels."""
 
     rnn_class = nn.LSTM
+    traceable = True
 
 
 class GRUEncoder(RecurrentEncoder):
     """Gated recurrent unit (Cho et al. 2014)."""
 
     rnn_class = nn.GRU
+    traceable = True
 
 
 class ElmanEncoder(RecurrentEncoder):
     """Vanilla (Elman) RNN with tanh."""
 
     rnn_class = nn.RNN
+    traceable = True

@@ -253,6 +253,7 @@ class ScratchLSTMEncoder(RecurrentEncoder):
     and bidirectional exactly like ``lstm``, whose weights it loads."""
 
     config: ScratchLSTMConfig
+    traceable = True
 
     def _make_rnn(self, input_size: int, hidden_size: int) -> ScratchLSTMLayer:
         # RecurrentEncoder.__init__ (via Encoder.__init__) has set self.config by now.
