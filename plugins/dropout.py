@@ -1,5 +1,7 @@
 """Cheap dropouts for sequences (AWD-LSTM, Merity et al. 2017), shared by the plugins.
 
+* :class:`Dropout`: element-wise dropout as ``nn.Dropout``, with a mask from 15 random bits
+  per value on the CPU (half the time of torch's per-element Bernoulli draw there);
 * :class:`LockedDropout` (variational dropout, Gal & Ghahramani 2016): one mask per sequence
   and feature, [B, 1, D], the same at every time step;
 * :class:`TokenDropout`: one mask per token, [B, T, 1]: a dropped token's whole vector is 0;
@@ -14,8 +16,43 @@ eval mode or at p = 0, and then draws no random number: a run with it off is bit
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+#: The CPU mask's resolution: one draw of ``torch.int16.random_()`` is uniform on [0, 2**15).
+_LEVELS = 2**15
+
+
+class Dropout(nn.Module):
+    """Element-wise dropout (``nn.Dropout``'s semantics) that is cheap on the CPU.
+
+    torch's CPU dropout draws one Bernoulli float per value: for a [64, 400, 128] embedding
+    output that is 28 ms of a 336 ms training step (issue 15). Here each value gets 15
+    random bits instead (``int16.random_``), dropped when they fall under
+    ``round(p * 2**15)``: the same per-element mask, so ``p`` is kept to 1 part in 32,768
+    (0.25 and 0.5 exactly) and the kept values are scaled by the exact ``1 / (1 - p')``,
+    which keeps the expected value. On other devices torch's fused kernel is used as is.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu" or self.p == 1:
+            return F.dropout(x, self.p, training=True)
+        dropped = round(self.p * _LEVELS)
+        bits = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_()
+        keep = bits.ge(dropped).to(x.dtype).mul_(_LEVELS / (_LEVELS - dropped))
+        return x * keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class _SharedMaskDropout(nn.Module):

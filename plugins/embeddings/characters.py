@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from pipeline.contracts import Embedding
 from pipeline.errors import ConfigError
 from pipeline.masking import at_last_token, lengths_of, reverse_within_length
-from plugins.dropout import LockedDropout, TokenDropout
+from plugins.dropout import Dropout, LockedDropout, TokenDropout
 from plugins.embeddings.configs import CharCNNEmbeddingConfig, WordCharEmbeddingConfig
 
 #: The character id of padding (after a word's last character, and in padded words).
@@ -142,7 +142,7 @@ class CharCNNEmbedding(Embedding):
         self.pad_id = pad_id
         self.max_word_length = config.max_word_length
         self.encoder = char_encoder(config, int(num_chars))
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output_dim = self.encoder.output_dim
 
     def forward(self, ids: Tensor, chars: Tensor | None = None) -> Tensor:
@@ -171,7 +171,7 @@ class WordCharEmbedding(Embedding):
         self.table = nn.Embedding(vocab_size, config.dim, padding_idx=pad_id)
         self.encoder = char_encoder(config, int(num_chars))
         locked = config.dropout_kind == "locked"
-        self.dropout = LockedDropout(config.dropout) if locked else nn.Dropout(config.dropout)
+        self.dropout = LockedDropout(config.dropout) if locked else Dropout(config.dropout)
         self.token_dropout = TokenDropout(config.token_dropout)
         self.output_dim = config.dim + self.encoder.output_dim
 

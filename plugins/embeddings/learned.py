@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from pipeline.contracts import Embedding
-from plugins.dropout import LockedDropout, TokenDropout
+from plugins.dropout import Dropout, LockedDropout, TokenDropout
 from plugins.embeddings.configs import LearnedEmbeddingConfig
 
 
@@ -17,7 +17,7 @@ class LearnedEmbedding(Embedding):
         super().__init__(config, vocab_size, pad_id)
         self.table = nn.Embedding(vocab_size, config.dim, padding_idx=pad_id)
         locked = getattr(config, "dropout_kind", "element") == "locked"
-        self.dropout = LockedDropout(config.dropout) if locked else nn.Dropout(config.dropout)
+        self.dropout = LockedDropout(config.dropout) if locked else Dropout(config.dropout)
         self.token_dropout = TokenDropout(getattr(config, "token_dropout", 0.0))
         self.output_dim = config.dim
 

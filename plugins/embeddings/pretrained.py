@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from pipeline.contracts import Embedding, Vocabulary
 from pipeline.errors import ConfigError
+from plugins.dropout import Dropout
 from plugins.embeddings.configs import PretrainedEmbeddingConfig
 from plugins.embeddings.vectors import Aligned, aligned_vectors
 
@@ -43,7 +44,7 @@ class PretrainedEmbedding(Embedding):
             with torch.no_grad():
                 self.table.weight.copy_(aligned.initial(pad_id))
         self.table.weight.requires_grad_(not config.freeze)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output_dim = dim
 
     @property

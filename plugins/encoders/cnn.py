@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipeline.contracts import Encoder, EncoderOutput
+from plugins.dropout import Dropout
 from plugins.encoders.configs import CNNConfig
 
 
@@ -32,7 +33,7 @@ class CNNEncoder(Encoder):
         self.convs = nn.ModuleList(
             nn.Conv1d(input_dim, config.channels, kernel_size=w) for w in self.widths
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output_dim = config.channels * len(self.widths)
 
     def forward(self, x: Tensor, mask: Tensor, state: Any = None) -> EncoderOutput:

@@ -42,7 +42,7 @@ from torch.func import functional_call
 
 from pipeline.contracts import Encoder, EncoderOutput, RecurrentTrace
 from pipeline.masking import at_last_token, lengths_of, reverse_within_length
-from plugins.dropout import LockedDropout, dropped_recurrent_weights
+from plugins.dropout import Dropout, LockedDropout, dropped_recurrent_weights
 from plugins.encoders import layout
 from plugins.encoders.configs import RNNConfig
 
@@ -71,7 +71,7 @@ class RecurrentEncoder(Encoder):
                 nn.ModuleList(self._make_rnn(width, config.hidden_size) for _ in range(directions))
             )
             width = config.hidden_size * directions
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.locked_dropout = LockedDropout(getattr(config, "locked_dropout", 0.0))
         self.weight_dropout = float(getattr(config, "weight_dropout", 0.0))
         self.output_dim = width

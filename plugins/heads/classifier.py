@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipeline.contracts import Head
+from plugins.dropout import Dropout
 from plugins.heads.configs import ClassifierConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -32,7 +33,7 @@ class ClassifierHead(Head):
 
     def __init__(self, config: ClassifierConfig, input_dim: int, num_outputs: int) -> None:
         super().__init__(config, input_dim, num_outputs)
-        layers: list[nn.Module] = [nn.Dropout(config.dropout)]
+        layers: list[nn.Module] = [Dropout(config.dropout)]
         width = input_dim
         if config.hidden_size:
             layers.append(nn.Linear(width, config.hidden_size))
@@ -41,7 +42,7 @@ class ClassifierHead(Head):
             hidden_dropout = config.dropout
             if config.hidden_dropout is not None:
                 hidden_dropout = config.hidden_dropout
-            layers += [ACTIVATIONS[config.activation](), nn.Dropout(hidden_dropout)]
+            layers += [ACTIVATIONS[config.activation](), Dropout(hidden_dropout)]
             width = config.hidden_size
         layers.append(nn.Linear(width, num_outputs))
         self.layers = nn.Sequential(*layers)

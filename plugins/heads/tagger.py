@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from pipeline.contracts import Head
+from plugins.dropout import Dropout
 from plugins.heads.configs import TaggerConfig
 
 
@@ -18,7 +19,7 @@ class TaggerHead(Head):
 
     def __init__(self, config: TaggerConfig, input_dim: int, num_outputs: int) -> None:
         super().__init__(config, input_dim, num_outputs)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output = nn.Linear(input_dim, num_outputs)
 
     def forward(self, features: Tensor) -> Tensor:  # [B, T, H] -> [B, T, num_outputs]

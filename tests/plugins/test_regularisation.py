@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pipeline import registry
+from plugins.dropout import Dropout
 
 LENGTHS = torch.tensor([6, 4, 6])
 
@@ -160,8 +161,8 @@ def test_embedding_locked_dropout_and_the_element_default_unchanged():
     torch.manual_seed(7)
     element = plain(ids)
     torch.manual_seed(7)
-    expected = torch.nn.functional.dropout(plain.table(ids), 0.5)
-    assert torch.equal(element, expected)  # the default: element-wise, as before
+    expected = Dropout(0.5).train()(plain.table(ids))
+    assert torch.equal(element, expected)  # the default: element-wise
     reference = plain.table(ids).detach()
     locked = embedding(dropout=0.5, dropout_kind="locked").train()(ids)
     assert_locked(locked, reference)
@@ -187,3 +188,32 @@ def test_embedding_token_dropout_drops_whole_tokens():
     a = embedding(dropout=0.25).train()(ids)
     torch.manual_seed(8)
     assert torch.equal(embedding(dropout=0.25, token_dropout=0.0).train()(ids), a)
+
+
+@pytest.mark.parametrize("p", [0.25, 0.3, 0.5])
+def test_cheap_dropout_is_element_wise_and_keeps_the_expected_value(p):
+    torch.manual_seed(3)
+    x = torch.ones(32, 50, 64, requires_grad=True)
+    out = Dropout(p).train()(x)
+    dropped = out == 0
+    assert abs(dropped.float().mean().item() - p) < 0.01  # each value its own draw...
+    assert dropped[:, :, 0].any(dim=1).all() and not dropped.all(dim=2).any()  # ... not per token
+    assert not torch.equal(dropped[:, 0], dropped[:, 1])  # ... nor one mask across time
+    scale = out[~dropped].unique()
+    assert scale.numel() == 1 and abs(scale.item() * (1 - p) - 1) < 1e-4
+    assert abs(out.mean().item() - 1) < 0.02  # kept values are scaled up: same mean
+    out.sum().backward()
+    assert torch.equal(x.grad, out.detach())  # gradient through the same mask and scale
+
+
+def test_cheap_dropout_is_off_in_eval_and_at_zero_and_seeded():
+    x = torch.randn(4, 7, 5)
+    assert Dropout(0.5).eval()(x) is x
+    assert Dropout(0.0).train()(x) is x
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
+    torch.manual_seed(5)
+    first = Dropout(0.4).train()(x)
+    torch.manual_seed(5)
+    assert torch.equal(Dropout(0.4).train()(x), first)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Dropout(1.5)
