@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from pipeline.contracts import Head
 from pipeline.errors import ConfigError
+from plugins.dropout import Dropout
 from plugins.heads.configs import LMHeadConfig
 
 
@@ -42,7 +43,7 @@ class LMHead(Head):
 
     def __init__(self, config: LMHeadConfig, input_dim: int, num_outputs: int) -> None:
         super().__init__(config, input_dim, num_outputs)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.projection: nn.Module = nn.Identity()
         self.softmax = config.softmax
         self.computes_loss = config.softmax == "adaptive"  # the task calls loss_sum
