@@ -48,6 +48,14 @@ class ClassificationTask:
                 f"data={cfg.data.name} holds tagged sentences (one tag per word); use "
                 f"task=tagging with it, or a labelled data set with task={cfg.task.name}."
             )
+        lm_only = [k for k in ("as_corpus", "reverse") if cfg.data.get(k)]
+        if lm_only:
+            raise ConfigError(
+                f"{', '.join(f'data.{k}' for k in lm_only)} only shape a language model's "
+                f"text stream (task=lm); task={cfg.task.name} reads labelled rows. Drop it, "
+                "or train the language model with task=lm and start from it with "
+                "model.init_from=<its run or checkpoint>."
+            )
         self.data_cfg = typed(DataConfig, cfg.data, "data")
         self.evaluations: dict[str, Evaluation] = {}
 

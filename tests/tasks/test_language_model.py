@@ -128,6 +128,10 @@ def test_a_word_model_on_ptb_reports_test_perplexity(lm_env):
             ["data=imdb is a labelled data set", "data.as_corpus=train", "timemachine"],
         ),
         (["task=sentiment", "data=ptb"], ["data=ptb is a text corpus", "task=lm"]),
+        (
+            ["task=sentiment", "data.as_corpus=train", "data.reverse=true"],
+            ["data.as_corpus, data.reverse only shape a language model", "model.init_from"],
+        ),
         (["task=lm", "data.max_trian_lines=3"], ["data.max_trian_lines", "max_train_lines"]),
     ],
 )
