@@ -36,6 +36,7 @@ class ClassificationTask:
 
     def __init__(self, cfg: Any) -> None:
         from pipeline.data.labelled import DataConfig
+        from pipeline.data.synthetic import is_generated, to_long_lag_config
 
         if cfg.data.get("type") == "corpus":
             raise ConfigError(
@@ -48,7 +49,11 @@ class ClassificationTask:
                 f"data={cfg.data.name} holds tagged sentences (one tag per word); use "
                 f"task=tagging with it, or a labelled data set with task={cfg.task.name}."
             )
-        self.data_cfg = typed(DataConfig, cfg.data, "data")
+        self.data_cfg = (
+            to_long_lag_config(cfg.data)
+            if is_generated(cfg.data)
+            else typed(DataConfig, cfg.data, "data")
+        )
         self.evaluations: dict[str, Evaluation] = {}
 
     @classmethod
@@ -109,12 +114,17 @@ class ClassificationTask:
     def suggested_settings(self) -> list[Suggestion]:
         """Settings chosen by the data read (applied where the user left the default): a
         few thousand sentences need more epochs than the default 6, sized for IMDb's 22,500
-        reviews, and more patience with their small, noisy validation split."""
+        reviews, and more patience with their small, noisy validation split. A data config
+        may suggest its own (``suggested_settings()``: ``data=long_lag``'s forget bias)."""
+        data_cfg = getattr(self, "data_cfg", None)
+        own = getattr(data_cfg, "suggested_settings", None)
+        found = [Suggestion(k, v, f"data={data_cfg.name}") for k, v in own().items()] if own else []
         rows = getattr(self, "train_rows", None)
         if rows is None or rows >= SMALL_TRAIN_ROWS:
-            return []
+            return found
         why = f"the data ({rows:,} training texts, under {SMALL_TRAIN_ROWS:,})"
-        return [Suggestion("trainer.max_epochs", 30, why), Suggestion("trainer.patience", 4, why)]
+        small = [Suggestion("trainer.max_epochs", 30, why), Suggestion("trainer.patience", 4, why)]
+        return found + small
 
     def _place_splits(self) -> None:
         """``trainer.data_on_device``: a copy of the splits on the GPU when they fit."""
