@@ -74,6 +74,16 @@ class Embedding(nn.Module):
         return None
 
 
+@dataclass
+class RecurrentTrace:
+    """One layer and direction of a recurrent encoder, step by step."""
+
+    layer: int  # 0 = the bottom layer
+    direction: int  # 0 = forward, 1 = backward
+    quantities: dict[str, Tensor]  # name -> [B, T, H], in the input's time order; 0 at padding
+    gates: tuple[str, ...]  # the names in quantities that are sigmoid gates, in (0, 1)
+
+
 class Encoder(nn.Module):
     """A sequence -> sequence contextualizer: x [B, T, input_dim] + mask -> [B, T, output_dim].
 
@@ -94,6 +104,7 @@ class Encoder(nn.Module):
     output_dim: int
     causal: bool = False
     carries_state: bool = False
+    traceable: bool = False
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()
@@ -101,6 +112,9 @@ class Encoder(nn.Module):
         self.input_dim = input_dim
 
     def forward(self, x: Tensor, mask: Tensor, state: Any = None) -> EncoderOutput:
+        raise NotImplementedError
+
+    def trace(self, x, mask) -> list[RecurrentTrace]:
         raise NotImplementedError
 
 
