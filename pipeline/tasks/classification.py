@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -196,6 +197,13 @@ class ClassificationTask:
                 lengths, trainer.batch_size, trainer.bucket_size, self.ctx.seed
             )
         return self._orders(epoch)
+
+    def probe_batch(self, rows: int) -> Any:
+        """The first ``rows`` validation rows as one batch that ``loss`` takes: the fixed
+        batch of ``trainer.diagnostics``."""
+        split = self.splits["validation"]
+        index = torch.arange(min(rows, len(split)))
+        return next(iterate_batches(split, [index], self.ctx.device)), len(index)
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         shard, global_rows = batch

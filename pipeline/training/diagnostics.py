@@ -191,13 +191,9 @@ def _keep_input(seen: dict[str, Tensor]) -> Any:
 
 
 def probe_batch(task: Any, ctx: Any) -> Any:
-    """The fixed batch: a classifier's first ``trainer.batch_size`` validation rows, else
-    the first training batch of epoch 1 (any task's ``loss`` takes it)."""
-    from pipeline.data.batching import EncodedSplit, iterate_batches
-
-    splits = getattr(task, "splits", None)
-    split = splits.get("validation") if isinstance(splits, dict) else None
-    if getattr(task, "noun", None) == "classification" and isinstance(split, EncodedSplit):
-        rows = torch.arange(min(ctx.trainer.batch_size, len(split)))
-        return next(iterate_batches(split, [rows], ctx.device)), len(rows)
+    """The fixed batch: the task's ``probe_batch(trainer.batch_size)`` (a classifier's first
+    validation rows), else the first training batch of epoch 1 (any task's ``loss`` takes it)."""
+    own = getattr(task, "probe_batch", None)
+    if callable(own):
+        return own(ctx.trainer.batch_size)
     return next(iter(task.train_batches(1, 0).batches))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from pipeline.config.groups import schema_fields
@@ -68,10 +70,33 @@ def test_topic_learns_a_short_lag_in_process(tmp_path, monkeypatch):
     from tests.run.test_runner import composed
 
     monkeypatch.chdir(tmp_path)
-    sizes = ["data.train_size=1500", "data.validation_size=100", "data.test_size=200"]
+    sizes = ["data.train_size=1200", "data.validation_size=100", "data.test_size=200"]
     cfg = composed(
         "task=topic", "data=long_lag", "data.length=2", *sizes, "pooler=last",
-        "trainer.max_epochs=3", "trainer.batch_size=32", "optimizer.lr=0.01",
+        "trainer.max_epochs=3", "encoder.hidden_size=16", "optimizer.lr=0.01",
     )  # fmt: skip
     result = run(cfg)
     assert result.metrics["test/accuracy"] > 0.5  # chance: 1/8
+    config = torch.load(result.best_checkpoint, weights_only=True)["config"]
+    # what the data suggests, where the command line left the default
+    assert config["encoder"]["forget_bias"] == round(math.log(3), 2)
+    assert config["encoder"]["hidden_size"] == 16 and config["trainer"]["batch_size"] == 32
+
+
+def test_the_lstm_forget_bias_is_added_to_its_forget_gates_only():
+    from pipeline import registry
+
+    entry = registry.encoders.get("lstm")
+    built = {}
+    for bias in (0.0, 2.5):
+        torch.manual_seed(0)
+        built[bias] = entry.cls(entry.config(hidden_size=4, forget_bias=bias), input_dim=3)
+    for (name, plain), shifted in zip(
+        built[0.0].state_dict().items(), built[2.5].state_dict().values(), strict=True
+    ):
+        if name.endswith("bias_ih_l0"):
+            torch.testing.assert_close(
+                shifted - plain, torch.tensor([0.0] * 4 + [2.5] * 4 + [0.0] * 8)
+            )
+        else:
+            assert torch.equal(plain, shifted), name
