@@ -52,13 +52,16 @@ class LongLagConfig:
 
     def suggested_settings(self) -> dict[str, float | int]:
         """A small model with many steps (8 symbols need no 128-wide layers; a sequence is
-        100 steps of one thread), and an LSTM (``encoder=lstm``) whose forget gates start
-        keeping a memory for about ``length`` steps (bias log(length + 1), after Tallec &
-        Ollivier 2018's chrono initialisation): with torch's bias of 0 the first symbol's
-        trace, and its gradient, shrink about 2^length-fold and nothing is learned.
-        Components without a key (``forget_bias`` of gru, rnn) skip it."""
+        100 steps of one thread), and an LSTM (``encoder=lstm``) initialised for lags of
+        ``length`` steps, after Tallec & Ollivier (2018)'s chrono initialisation: forget
+        gates' bias log(length + 1) (with torch's 0 the first symbol's trace, and its
+        gradient, shrink about 2^length-fold and nothing is learned) and input gates' bias
+        minus that (the distractors are barely written at first). Components without a key
+        (``forget_bias`` of gru, rnn) skip it."""
+        lag = round(math.log(self.length + 1), 2)
         return {
-            "encoder.forget_bias": round(math.log(self.length + 1), 2),
+            "encoder.forget_bias": lag,
+            "encoder.input_bias": -lag,
             "encoder.hidden_size": 64,
             "embedding.dim": 32,
             "trainer.batch_size": 32,

@@ -45,6 +45,12 @@ class LSTMConfig(RNNConfig):
         "(Tallec & Ollivier 2018's chrono initialisation)",
         0.0,
     )
+    input_bias: float = describe(
+        "added to every input gate's bias at initialisation; the chrono initialisation pairs "
+        "forget_bias=log(T) with input_bias=-log(T): the cell starts keeping what it holds "
+        "and writing little",
+        0.0,
+    )
 
 
 @dataclass

@@ -80,23 +80,23 @@ def test_topic_learns_a_short_lag_in_process(tmp_path, monkeypatch):
     config = torch.load(result.best_checkpoint, weights_only=True)["config"]
     # what the data suggests, where the command line left the default
     assert config["encoder"]["forget_bias"] == round(math.log(3), 2)
+    assert config["encoder"]["input_bias"] == -round(math.log(3), 2)
     assert config["encoder"]["hidden_size"] == 16 and config["trainer"]["batch_size"] == 32
 
 
-def test_the_lstm_forget_bias_is_added_to_its_forget_gates_only():
+def test_the_lstm_gate_biases_are_added_to_their_gates_only():
     from pipeline import registry
 
     entry = registry.encoders.get("lstm")
     built = {}
     for bias in (0.0, 2.5):
         torch.manual_seed(0)
-        built[bias] = entry.cls(entry.config(hidden_size=4, forget_bias=bias), input_dim=3)
-    for (name, plain), shifted in zip(
-        built[0.0].state_dict().items(), built[2.5].state_dict().values(), strict=True
-    ):
+        config = entry.config(hidden_size=4, forget_bias=bias, input_bias=-bias)
+        built[bias] = entry.cls(config, input_dim=3)
+    shift = torch.tensor([-2.5] * 4 + [2.5] * 4 + [0.0] * 8)  # input, forget, cell, output
+    after = built[2.5].state_dict()
+    for name, plain in built[0.0].state_dict().items():
         if name.endswith("bias_ih_l0"):
-            torch.testing.assert_close(
-                shifted - plain, torch.tensor([0.0] * 4 + [2.5] * 4 + [0.0] * 8)
-            )
+            torch.testing.assert_close(after[name] - plain, shift)
         else:
-            assert torch.equal(plain, shifted), name
+            assert torch.equal(plain, after[name]), name
