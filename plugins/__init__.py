@@ -17,6 +17,7 @@ from plugins.embeddings.configs import (
 from plugins.encoders.configs import (
     CNNConfig,
     LSTMAttentionConfig,
+    LSTMConfig,
     RNNConfig,
     ScratchLSTMConfig,
     TransformerConfig,
@@ -38,7 +39,7 @@ registry.embeddings.declare(
     "word_char", WordCharEmbeddingConfig, "plugins.embeddings.characters:WordCharEmbedding"
 )
 
-registry.encoders.declare("lstm", RNNConfig, "plugins.encoders.rnn:LSTMEncoder")
+registry.encoders.declare("lstm", LSTMConfig, "plugins.encoders.rnn:LSTMEncoder")
 registry.encoders.declare("gru", RNNConfig, "plugins.encoders.rnn:GRUEncoder")
 registry.encoders.declare("rnn", RNNConfig, "plugins.encoders.rnn:ElmanEncoder")
 registry.encoders.declare(

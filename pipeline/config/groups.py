@@ -42,12 +42,15 @@ def schema_of(group: str, option: str) -> type | None:
     if group == "data":
         from pipeline.data.corpus import CorpusConfig, corpus_presets
         from pipeline.data.labelled import DataConfig
+        from pipeline.data.synthetic import LongLagConfig, generated_presets
         from pipeline.data.tagged import TaggedDataConfig, tagged_presets
 
         stored = stored_schema(group, option)  # a plugin's own data option
         schemas["data"] = stored or (CorpusConfig if option in corpus_presets() else DataConfig)
         if option in tagged_presets():
             schemas["data"] = TaggedDataConfig
+        if option in generated_presets():
+            schemas["data"] = LongLagConfig
     elif group in registry.ALL and option in registry.ALL[group]:
         schemas[group] = registry.ALL[group].get(option).config
     return schemas.get(group)

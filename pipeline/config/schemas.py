@@ -206,6 +206,13 @@ class TrainerConfig:
         "mantissa, several times faster; false = full fp32. No effect on CPU",
         True,
     )
+    diagnostics: bool = describe(
+        "per epoch, on a fixed validation batch: gate saturation per layer and gate "
+        "(encoders with a trace), gradient norms per part, and a plot of the loss's gradient "
+        "norm per input time step (diag/* metrics, diagnostics/ artifacts). Training is "
+        "unchanged",
+        False,
+    )
     deterministic: bool = describe(
         "reproducible GPU runs (and exact resume there): torch's deterministic algorithms, "
         "CUBLAS_WORKSPACE_CONFIG=:4096:8, cuDNN deterministic, stacked RNNs with dropout "

@@ -322,6 +322,11 @@ def load_data(
     carved, the splits are those the files name, data.train is not required and one label
     is enough.
     """
+    from pipeline.data.synthetic import is_generated, long_lag_splits
+
+    if is_generated(cfg):  # data=long_lag: made from the seed, nothing to read
+        splits, labels, source = long_lag_splits(cfg, seed)
+        return LoadedData(splits=splits, labels=labels, source=source)
     config = to_config(cfg)
     user_files = [s for s in SPLITS if getattr(config, s)]
     if user_files:

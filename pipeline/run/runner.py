@@ -235,6 +235,7 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     from pipeline.run.results import log_results
     from pipeline.runtime.seeding import seed_everything
     from pipeline.training.callbacks import LogMetrics
+    from pipeline.training.diagnostics import diagnostics_for
     from pipeline.training.loop import fit, prefixed
     from pipeline.training.progress import evaluating
 
@@ -264,7 +265,7 @@ def train_and_test(ctx: Any, task: Any, result: RunResult) -> None:
     print("\n".join(parameter_table(model, str(ctx.device), precision)), flush=True)
 
     logger = LogMetrics(ctx.tracker)
-    fitted = fit(task, model, ctx, callbacks=[logger, task])
+    fitted = fit(task, model, ctx, callbacks=[logger, task, *diagnostics_for(task, ctx)])
     result.trained = True
     note_training(result, fitted, ctx.trainer.max_epochs, logger.seconds)
     if not ctx.job.is_main:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -36,6 +37,7 @@ class ClassificationTask:
 
     def __init__(self, cfg: Any) -> None:
         from pipeline.data.labelled import DataConfig
+        from pipeline.data.synthetic import is_generated, to_long_lag_config
 
         if cfg.data.get("type") == "corpus":
             raise ConfigError(
@@ -56,7 +58,11 @@ class ClassificationTask:
                 "or train the language model with task=lm and start from it with "
                 "model.init_from=<its run or checkpoint>."
             )
-        self.data_cfg = typed(DataConfig, cfg.data, "data")
+        self.data_cfg = (
+            to_long_lag_config(cfg.data)
+            if is_generated(cfg.data)
+            else typed(DataConfig, cfg.data, "data")
+        )
         self.evaluations: dict[str, Evaluation] = {}
 
     @classmethod
@@ -117,12 +123,17 @@ class ClassificationTask:
     def suggested_settings(self) -> list[Suggestion]:
         """Settings chosen by the data read (applied where the user left the default): a
         few thousand sentences need more epochs than the default 6, sized for IMDb's 22,500
-        reviews, and more patience with their small, noisy validation split."""
+        reviews, and more patience with their small, noisy validation split. A data config
+        may suggest its own (``suggested_settings()``: ``data=long_lag``'s forget bias)."""
+        data_cfg = getattr(self, "data_cfg", None)
+        own = getattr(data_cfg, "suggested_settings", None)
+        found = [Suggestion(k, v, f"data={data_cfg.name}") for k, v in own().items()] if own else []
         rows = getattr(self, "train_rows", None)
         if rows is None or rows >= SMALL_TRAIN_ROWS:
-            return []
+            return found
         why = f"the data ({rows:,} training texts, under {SMALL_TRAIN_ROWS:,})"
-        return [Suggestion("trainer.max_epochs", 30, why), Suggestion("trainer.patience", 4, why)]
+        small = [Suggestion("trainer.max_epochs", 30, why), Suggestion("trainer.patience", 4, why)]
+        return found + small
 
     def _place_splits(self) -> None:
         """``trainer.data_on_device``: a copy of the splits on the GPU when they fit."""
@@ -194,6 +205,13 @@ class ClassificationTask:
                 lengths, trainer.batch_size, trainer.bucket_size, self.ctx.seed
             )
         return self._orders(epoch)
+
+    def probe_batch(self, rows: int) -> Any:
+        """The first ``rows`` validation rows as one batch that ``loss`` takes: the fixed
+        batch of ``trainer.diagnostics``."""
+        split = self.splits["validation"]
+        index = torch.arange(min(rows, len(split)))
+        return next(iterate_batches(split, [index], self.ctx.device)), len(index)
 
     def loss(self, model: nn.Module, batch: Any, state: Any) -> tuple[Tensor, int, Any]:
         shard, global_rows = batch

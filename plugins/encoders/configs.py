@@ -37,6 +37,23 @@ class RNNConfig(ComponentConfig):
 
 
 @dataclass
+class LSTMConfig(RNNConfig):
+    forget_bias: float = describe(
+        "added to every forget gate's bias at initialisation. torch's is about 0: the cell "
+        "keeps about half of itself a step, so what it saw 100 steps ago is gone; 1 is the "
+        "common choice (Jozefowicz et al. 2015), log(T) keeps a memory for about T steps "
+        "(Tallec & Ollivier 2018's chrono initialisation)",
+        0.0,
+    )
+    input_bias: float = describe(
+        "added to every input gate's bias at initialisation; the chrono initialisation pairs "
+        "forget_bias=log(T) with input_bias=-log(T): the cell starts keeping what it holds "
+        "and writing little",
+        0.0,
+    )
+
+
+@dataclass
 class LSTMAttentionConfig(RNNConfig):
     attention_size: int = describe("size of the attention's hidden layer", 128, min=1)
 

@@ -220,6 +220,18 @@ class LSTMEncoder(RecurrentEncoder):
     rnn_class = nn.LSTM
     traceable = True
 
+    def _make_rnn(self, input_size: int, hidden_size: int) -> nn.RNNBase:
+        """torch's LSTM, ``encoder.input_bias`` and ``forget_bias`` added to its input and
+        forget gates' bias (gate order input, forget, cell, output); 0 leaves torch's
+        initialisation as it is."""
+        rnn = super()._make_rnn(input_size, hidden_size)
+        for gate, key in enumerate(("input_bias", "forget_bias")):
+            bias = float(getattr(self.config, key, 0.0))
+            if bias:
+                with torch.no_grad():
+                    rnn.bias_ih_l0[gate * hidden_size : (gate + 1) * hidden_size] += bias
+        return rnn
+
 
 class GRUEncoder(RecurrentEncoder):
     """Gated recurrent unit (Cho et al. 2014)."""
