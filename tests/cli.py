@@ -49,3 +49,17 @@ def start_pipeline(*args: str, cwd: Path | str, env: dict, **popen: Any) -> subp
     read it line by line and signal the process at a chosen moment)."""
     options = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True} | popen
     return subprocess.Popen([*PIPELINE, *args], cwd=cwd, env=env, **options)
+
+
+def in_process(capsys: Any, *args: str) -> tuple[int, str, str]:
+    """``python -m pipeline *args`` in this process: (exit code, stdout, stderr), read
+    through pytest's ``capsys``. For commands that are not the subject of a subprocess test."""
+    from pipeline.__main__ import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -9,10 +9,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from pipeline.__main__ import main as pipeline_main
 from pipeline.inference.classifier import classifier_from_checkpoint
 from pipeline.run.runner import run
-from tests.cli import cli_env, run_pipeline
+from tests.cli import cli_env, in_process, run_pipeline
 from tests.run.test_runner import FAST, toy_reviews
 
 TEXT = "the superb film was lovely and the plot was dull"
@@ -44,17 +43,6 @@ def trained(tmp_path_factory, mlflow_store):
         "checkpoint": checkpoint,
         "store": mlflow_store,
     }
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    """``python -m pipeline *args`` in this process: (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        pipeline_main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def expected_trace(checkpoint, layer: int) -> tuple[list[str], torch.Tensor]:
@@ -110,7 +98,7 @@ def test_inspect_writes_heatmaps_a_page_and_the_numbers_and_logs_them_to_the_run
 
 
 def test_units_may_be_listed_and_a_checkpoint_is_not_logged(trained, tmp_path, capsys):
-    code, out, err = cli(
+    code, out, err = in_process(
         capsys, "inspect", f"model={trained['checkpoint']}", f"text={TEXT}", "units=3,0,20",
         f"out={tmp_path}",
     )  # fmt: skip
@@ -139,21 +127,23 @@ def test_units_may_be_listed_and_a_checkpoint_is_not_logged(trained, tmp_path, c
     ],
 )
 def test_bad_arguments_are_one_line_before_any_model_loads(args, words, capsys):
-    code, out, err = cli(capsys, "inspect", *args)
+    code, out, err = in_process(capsys, "inspect", *args)
     assert code == 2 and "Traceback" not in err
     assert all(word in err for word in words), err
 
 
 def test_help_is_the_usage_line(capsys):
-    code, out, _ = cli(capsys, "inspect", "--help")
+    code, out, _ = in_process(capsys, "inspect", "--help")
     assert code == 0 and out.startswith("Usage: python -m pipeline inspect model=")
 
 
 def test_a_layer_or_unit_the_model_lacks_is_named(trained, tmp_path, capsys):
     model = f"model={trained['checkpoint']}"
-    code, _, err = cli(capsys, "inspect", model, "text=a film", "layer=2", f"out={tmp_path}")
+    code, _, err = in_process(capsys, "inspect", model, "text=a film", "layer=2", f"out={tmp_path}")
     assert code == 2 and "layers 0..1" in err
-    code, _, err = cli(capsys, "inspect", model, "text=a film", "units=40", f"out={tmp_path}")
+    code, _, err = in_process(
+        capsys, "inspect", model, "text=a film", "units=40", f"out={tmp_path}"
+    )
     assert code == 2 and "units 0..31" in err
 
 
@@ -162,7 +152,7 @@ def test_an_encoder_without_a_trace_is_refused_naming_those_with_one(
 ):
     fast = ["trainer.progress=none", "embedding.dim=16", "encoder.channels=4"]
     _, checkpoint = train(tmp_path, mlflow_store, "encoder=cnn", "tracking=none", fast=fast)
-    code, _, err = cli(
+    code, _, err = in_process(
         capsys, "inspect", f"model={checkpoint}", f"text={TEXT}", f"out={tmp_path / 'o'}"
     )
     assert code == 2 and "Traceback" not in err
@@ -182,7 +172,9 @@ def test_a_language_models_lstm_is_inspected_token_by_token(tmp_path, data_dir, 
             result = run(compose(config_name="config", overrides=settings))
     out = tmp_path / "lm"
     checkpoint = tmp_path / result.best_checkpoint
-    code, _, err = cli(capsys, "inspect", f"model={checkpoint}", "text=the time", f"out={out}")
+    code, _, err = in_process(
+        capsys, "inspect", f"model={checkpoint}", "text=the time", f"out={out}"
+    )
     assert code == 0, err
     data = json.loads((out / "trace.json").read_text())
     assert data["tokens"] == list("the time")  # the tokenizer's own characters
@@ -204,7 +196,9 @@ def test_a_taggers_encoder_is_inspected_word_by_word(tmp_path, capsys):
             result = run(compose(config_name="config", overrides=settings))
     out = tmp_path / "tagger"
     checkpoint = tmp_path / result.best_checkpoint
-    code, _, err = cli(capsys, "inspect", f"model={checkpoint}", f"text={SENTENCE}", f"out={out}")
+    code, _, err = in_process(
+        capsys, "inspect", f"model={checkpoint}", f"text={SENTENCE}", f"out={out}"
+    )
     assert code == 0, err
     data = json.loads((out / "trace.json").read_text())
     assert data["tokens"] == SENTENCE.split() and data["max_difference"] < 1e-5

@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from pipeline.__main__ import main as pipeline_main
 from pipeline.inference.tagger import TRAIN_WORDS
 from pipeline.run.runner import run
+from tests.cli import in_process
 from tests.run.test_runner import composed
 
 LEXICON = {"the": "DET", "a": "DET", "dog": "NOUN", "cat": "NOUN", "sees": "VERB"}
@@ -75,17 +75,6 @@ def tagged(tmp_path_factory, mlflow_store) -> dict:
     }
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    """``python -m pipeline *args`` in this process: (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        pipeline_main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_the_run_saves_its_training_words_for_oov(tagged):
     folder = tagged["output_dir"] / "tokenizer"
     words = set(json.loads((folder / TRAIN_WORDS).read_text(encoding="utf-8")))
@@ -95,7 +84,9 @@ def test_the_run_saves_its_training_words_for_oov(tagged):
 def test_predict_text_gives_one_tag_per_whitespace_word(tagged, capsys):
     labels = set(json.loads((tagged["output_dir"] / "tokenizer/labels.json").read_text()))
     checkpoint = str(tagged["checkpoint"])
-    code, out, err = cli(capsys, "predict", f"model={checkpoint}", f"text={SENTENCE}", "text=a b")
+    code, out, err = in_process(
+        capsys, "predict", f"model={checkpoint}", f"text={SENTENCE}", "text=a b"
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 2
@@ -111,7 +102,7 @@ def test_predict_a_conllu_file_writes_conllu_with_the_same_forms(tagged, capsys)
     import conllu
 
     out_path = tagged["folder"] / "predicted" / "test.conllu"
-    code, _, err = cli(
+    code, _, err = in_process(
         capsys,
         "predict",
         f"model={tagged['run_id']}",
@@ -138,7 +129,7 @@ def test_predict_a_conllu_file_writes_conllu_with_the_same_forms(tagged, capsys)
 def test_evaluate_gives_the_runs_test_metrics(tagged, capsys):
     metrics = tagged["result"].metrics
     out_dir = tagged["folder"] / "evaluated"
-    code, out, err = cli(
+    code, out, err = in_process(
         capsys,
         "evaluate",
         f"model={tagged['checkpoint']}",
@@ -218,7 +209,7 @@ def test_bad_inputs_are_one_clear_error_line(tagged, capsys, args, words):
     paths = {"empty": folder / "empty.conllu", "bad": folder / "bad.conllu"}
     args = [a.format(**paths) for a in args]
     model = f"model={tagged['checkpoint']}"
-    code, out, err = cli(capsys, "predict", model, *args)
+    code, out, err = in_process(capsys, "predict", model, *args)
     assert code == 2 and not out
     assert (
         err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -228,5 +219,5 @@ def test_bad_inputs_are_one_clear_error_line(tagged, capsys, args, words):
 
 def test_a_tagger_refuses_labelled_data(tagged, capsys):
     checkpoint = f"model={tagged['checkpoint']}"
-    code, _, err = cli(capsys, "evaluate", checkpoint, "data=sst2", "tracking=none")
+    code, _, err = in_process(capsys, "evaluate", checkpoint, "data=sst2", "tracking=none")
     assert code == 2 and "is not tagged data" in err and "tagging model" in err
