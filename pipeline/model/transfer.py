@@ -172,9 +172,12 @@ def mismatches(source: dict[str, Any], cfg: Any) -> list[str]:
                 f"here (set {group}={theirs.get('name')})"
             )
             continue
+        added = _defaults_of_settings_added_since(group, ours.get("name"), theirs)
         for key in sorted(set(theirs) | set(ours)):
             if "dropout" in key or key == "name" or theirs.get(key) == ours.get(key):
                 continue
+            if key in added and ours.get(key) == added[key]:
+                continue  # a setting newer than the source, at the default it trained with
             if key == "bidirectional" and not theirs.get(key):
                 continue  # a bidirectional encoder from a one-way LM: its forward direction
             what = "vocabulary: " if group == "tokenizer" else ""
@@ -184,6 +187,23 @@ def mismatches(source: dict[str, Any], cfg: Any) -> list[str]:
                 f"{_override_value(ours.get(key))} here (set {group}.{key}={value})"
             )
     return found
+
+
+def _defaults_of_settings_added_since(group: str, name: Any, theirs: dict) -> dict[str, Any]:
+    """The defaults of the component's settings that the source's config lacks (added to
+    the component after the language model was trained: it ran with their defaults)."""
+    from dataclasses import MISSING, fields
+
+    from pipeline.registry import ALL
+
+    registry = ALL[group]
+    if name not in registry.names():
+        return {}
+    defaults = {}
+    for spec in fields(registry.get(name).config):
+        if spec.name not in theirs and spec.default is not MISSING:
+            defaults[spec.name] = spec.default
+    return defaults
 
 
 def _override_value(value: Any) -> str:

@@ -297,3 +297,16 @@ def test_a_tagger_starts_from_the_language_model_too(in_tmp, monkeypatch):
 
 
 SPLITS = ("train", "validation", "test")
+
+
+def test_a_setting_newer_than_the_language_model_fits_at_its_default_only():
+    from pipeline.model.transfer import mismatches
+
+    cfg = composed(*MODEL)
+    source = {g: dict(cfg[g]) for g in ("tokenizer", "embedding", "encoder")}
+    assert mismatches(source, cfg) == []
+    older = copy.deepcopy(source)
+    del older["encoder"]["forget_bias"]  # an LM trained before the setting existed
+    assert mismatches(older, cfg) == []  # it trained with the default: it fits
+    changed = composed(*MODEL, "encoder.forget_bias=1.0")
+    assert any("encoder.forget_bias" in m for m in mismatches(older, changed))
