@@ -35,7 +35,7 @@ from pipeline.errors import ConfigError, PipelineError
 from pipeline.reporting.summary import Phases, note_training, summary_lines
 from pipeline.run.header import print_header
 from pipeline.run.lock import discard_if_unused, discard_unclaimed
-from pipeline.run.recording import output_directory, quiet_libraries, record_config
+from pipeline.run.recording import output_directory, quiet_libraries, record_config, run_name
 
 
 @dataclass
@@ -299,12 +299,24 @@ def start_from_pretrained(model: Any, init_from: Any) -> None:
 def adopt_data_suggestions(ctx: Any, task: Any) -> list[Suggestion]:
     """Apply what the data suggests (after ``prepare``); tag it, and log it as params (they
     differ from the defaults, and were not known when the run's params were logged)."""
+    named = run_name(ctx.cfg)
     from_data = apply_data_suggestions(ctx, task)
     if from_data:
         ctx.tracker.set_tags({"suggested_by_data": " ".join(describe_applied(from_data))})
         if ctx.resumed is None:
             ctx.tracker.log_params({s.key: s.value for s in from_data})
+            rename_run(ctx.tracker, named, run_name(ctx.cfg))
     return from_data
+
+
+def rename_run(tracker: Any, named: str, renamed: str) -> None:
+    """A run named after settings the data then changed (``h128`` where the data suggested
+    64 units) takes the name of what it trains; a name the user gave is kept."""
+    current = getattr(tracker, "run_name", None)
+    if renamed == named or not current or not current.startswith(named):
+        return
+    tracker.run_name = renamed + current[len(named) :]
+    tracker.set_tags({"mlflow.runName": tracker.run_name})
 
 
 def print_summary(result: RunResult) -> None:

@@ -100,3 +100,22 @@ def test_the_lstm_gate_biases_are_added_to_their_gates_only():
             torch.testing.assert_close(after[name] - plain, shift)
         else:
             assert torch.equal(plain, after[name]), name
+
+
+def test_a_run_is_named_after_the_settings_the_data_suggested(tmp_path, monkeypatch, mlflow_store):
+    import mlflow
+    from hydra import compose, initialize_config_module
+
+    from pipeline.run.runner import run
+
+    monkeypatch.chdir(tmp_path)
+    sizes = ["data.train_size=64", "data.validation_size=16", "data.test_size=16"]
+    with initialize_config_module(config_module="conf", version_base=None):
+        cfg = compose(config_name="config", overrides=[
+            "task=topic", "data=long_lag", "data.length=2", *sizes, "pooler=last",
+            "trainer.max_epochs=1", "trainer.progress=none", f"tracking.uri={mlflow_store}",
+            "tracking.log_model=false",
+        ])  # fmt: skip
+    result = run(cfg)  # encoder.hidden_size left at 128: the data suggests 64
+    name = mlflow.MlflowClient(mlflow_store).get_run(result.run_id).info.run_name
+    assert name.startswith("lstm-h64-long_lag-"), name
