@@ -28,6 +28,8 @@ def heatmaps(payload: dict[str, Any], folder: Path) -> list[Path]:
     Laying out and drawing a label per token is nearly all the cost, and the labels are the
     same in every heatmap: the figure is drawn once without the heatmap, title and colour
     bar, and each quantity draws only those on a copy of it (Agg blitting)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     from PIL import Image
 
@@ -41,6 +43,7 @@ def heatmaps(payload: dict[str, Any], folder: Path) -> list[Path]:
     for artist in changing:
         artist.set_visible(True)
     written = []
+    encoder = ThreadPoolExecutor(max_workers=2)  # PNG encoding (zlib) runs beside the drawing
     for name, values in payload["quantities"].items():
         gate = name in payload["gates"]
         peak = max((abs(v) for row in values for v in row), default=1.0) or 1.0
@@ -53,9 +56,10 @@ def heatmaps(payload: dict[str, Any], folder: Path) -> list[Path]:
             ax.draw_artist(artist)
         bar.draw(renderer)
         path = folder / f"{name}.png"
-        pixels = np.asarray(fig.canvas.buffer_rgba())
-        Image.fromarray(pixels).save(path, compress_level=3, dpi=(DPI, DPI))
+        pixels = np.array(fig.canvas.buffer_rgba())  # a copy: the canvas is drawn again
+        encoder.submit(Image.fromarray(pixels).save, path, compress_level=1, dpi=(DPI, DPI))
         written.append(path)
+    encoder.shutdown(wait=True)
     _pyplot().close(fig)
     return written
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 
 from tests import test_browser
+from tests.cli import in_process
 from tests.inference import test_inspect
-from tests.inference.test_inspect import TEXT, cli
+from tests.inference.test_inspect import TEXT
 
 # The fixtures this test shares: the tiny trained model, the browser and its page.
 trained = test_inspect.trained
@@ -24,7 +25,7 @@ def test_the_page_shows_the_text_coloured_by_a_unit(
     capsys,
 ):
     out = tmp_path / "inspected"
-    code, _, err = cli(
+    code, _, err = in_process(
         capsys, "inspect", f"model={trained['checkpoint']}", f"text={TEXT}", f"out={out}"
     )
     assert code == 0, err
