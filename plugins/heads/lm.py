@@ -15,10 +15,12 @@ sampling, generation and the logged model work unchanged, since a softmax of log
 probabilities is themselves), and ``loss_sum`` the summed negative log-likelihood of the
 targets without building [B, T, vocab_size] scores: what training and evaluation call.
 Tying is refused: the adaptive output has no [vocab_size, dim] table to share.
+Under AMP the adaptive output runs in float32 (autocast off around it).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -105,7 +107,8 @@ class LMHead(Head):
         hidden = self.projection(self.dropout(features))
         if self.softmax != "adaptive":
             return self.output(hidden)
-        flat = self.output.log_prob(hidden.reshape(-1, hidden.size(-1)))
+        with no_autocast(hidden):
+            flat = self.output.log_prob(hidden.reshape(-1, hidden.size(-1)).float())
         return flat.view(*hidden.shape[:-1], self.num_outputs)
 
     def loss_sum(self, features: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
@@ -117,8 +120,16 @@ class LMHead(Head):
             ignored = targets.reshape(-1).masked_fill(~real, -100)
             return F.cross_entropy(self.output(flat).float(), ignored, reduction="sum")
         kept = targets.reshape(-1).masked_fill(~real, 0)  # any valid id: weighed out below
-        target_log_prob = self.output(flat.float(), kept).output
+        with no_autocast(flat):
+            target_log_prob = self.output(flat.float(), kept).output
         return -(target_log_prob * real.to(target_log_prob.dtype)).sum()
+
+
+def no_autocast(x: Tensor) -> torch.autocast:
+    """Autocast off on ``x``'s device: torch's adaptive softmax writes its clusters' half-
+    precision log-probabilities into a float32 buffer (``index_copy_``), which fails under
+    AMP; the head runs in float32 there (a small share of an adaptive model's work)."""
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def cluster_cutoffs(cutoffs: list[int], vocab_size: int) -> list[int]:

@@ -114,3 +114,22 @@ def test_an_adaptive_lm_trains_checkpoints_resumes_and_generates(tmp_path, monke
     model, tokenizer = load_generator(str(again.best_checkpoint))
     text = sample(model, tokenizer, "the company", max_tokens=12, seed=0)
     assert text.startswith("the company") and len(text.split()) > 2
+
+
+def test_the_adaptive_head_runs_under_autocast():
+    """AMP (trainer.amp on a GPU) runs the model under autocast; bf16 autocast on the CPU
+    stands in for it here. torch's adaptive softmax fails under it (half-precision cluster
+    log-probabilities copied into a float32 buffer), so the head runs in float32."""
+    head = lm_head(softmax="adaptive", cutoffs=[5, 20], div_value=2.0)
+    features = torch.randn(3, 7, WIDTH)
+    targets = torch.randint(0, VOCAB, (3, 7))
+    targets[0, :3] = VOCAB - 1  # in the last cluster
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = head.loss_sum(features, targets, mask)
+        log_probs = head(features)
+    assert loss.dtype == log_probs.dtype == torch.float32
+    expected = F.cross_entropy(log_probs[mask], targets[mask], reduction="sum")
+    assert torch.allclose(loss, expected, atol=1e-4)
+    loss.backward()
+    assert all(p.grad is not None for n, p in head.named_parameters() if ".tail." in n)
