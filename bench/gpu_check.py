@@ -3,7 +3,8 @@ within a time budget, then a one-screen summary.
 
     python bench/gpu_check.py [--dry-run] [--full-ptb] [--tracking none|mlflow] [--out DIR]
 
-1. CUDA tests: ``pytest tests/runtime/test_cuda.py`` (a plain cuDNN LSTM step without pytest).
+1. CUDA tests: ``pytest tests/runtime/test_cuda.py tests/runtime/test_cuda_features.py`` (a
+   plain cuDNN LSTM step without pytest).
 2. LSTM dtype under ``trainer.amp=true``: the recurrent layers' and linear layers' output
    dtypes during a training epoch (``gpu_probes.rnn_dtypes``).
 3. Host syncs per training step, classifier and language model (``gpu_probes``).
@@ -58,8 +59,8 @@ class Sizes:
 
 
 GPU = Sizes(
-    total=450,
-    budgets={"cuda": 60, "probes": 45, "imdb": 90, "bilstm": 90, "ptb": 130},
+    total=510,
+    budgets={"cuda": 120, "probes": 45, "imdb": 90, "bilstm": 90, "ptb": 130},
     imdb_rows=10_000,
     eval_rows=1_000,
     epochs=3,
@@ -190,13 +191,13 @@ class GpuCheck:
     # -- the checks ----------------------------------------------------------------------
 
     def cuda_tests(self) -> list[Row]:
-        """pytest on tests/runtime/test_cuda.py; without pytest, one cuDNN LSTM step."""
+        """pytest on the CUDA test files; without pytest, one cuDNN LSTM step."""
         import importlib.util
 
         if importlib.util.find_spec("pytest") is None:
             return [Row("CUDA tests", *plain_cuda_check(self.device))]
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        command += ["tests/runtime/test_cuda.py"]
+        command += ["tests/runtime/test_cuda.py", "tests/runtime/test_cuda_features.py"]
         try:
             done = subprocess.run(
                 command,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of issue 14, in one command from the repository root of a GPU machine where
-# only torch is installed and nothing can be downloaded (under 8 minutes):
+# only torch is installed and nothing can be downloaded (under 9 minutes):
 #
 #   bash bench/gpu_check.sh --wheels /path/to/wheels [--full-ptb]   # or GPU_CHECK_WHEELS=...
 #   bash bench/gpu_check.sh --dry-run                               # CPU, tiny sizes (CI)
