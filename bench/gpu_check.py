@@ -196,7 +196,7 @@ class GpuCheck:
 
         if importlib.util.find_spec("pytest") is None:
             return [Row("CUDA tests", *plain_cuda_check(self.device))]
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        command = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
         command += ["tests/runtime/test_cuda.py", "tests/runtime/test_cuda_features.py"]
         try:
             done = subprocess.run(
@@ -213,7 +213,8 @@ class GpuCheck:
         last = lines[-1].strip("= ") if lines else f"exit {done.returncode}"
         verdict = "ok" if done.returncode in (0, 5) else "NO"
         failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))][:3]
-        return [Row("CUDA tests", "; ".join([last, *failed])[:200], verdict)]
+        output = {"output": (done.stdout + done.stderr)[-8000:]}  # the failures, in the JSON
+        return [Row("CUDA tests", "; ".join([last, *failed])[:200], verdict, output)]
 
     def probes(self) -> list[Row]:
         import gpu_probes
