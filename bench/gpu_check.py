@@ -196,7 +196,16 @@ class GpuCheck:
 
         if importlib.util.find_spec("pytest") is None:
             return [Row("CUDA tests", *plain_cuda_check(self.device))]
-        command = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rfE",
+            "--tb=short",
+            "-p",
+            "no:cacheprovider",
+        ]
         command += ["tests/runtime/test_cuda.py", "tests/runtime/test_cuda_features.py"]
         try:
             done = subprocess.run(
@@ -213,8 +222,11 @@ class GpuCheck:
         last = lines[-1].strip("= ") if lines else f"exit {done.returncode}"
         verdict = "ok" if done.returncode in (0, 5) else "NO"
         failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))][:3]
-        output = {"output": (done.stdout + done.stderr)[-8000:]}  # the failures, in the JSON
-        return [Row("CUDA tests", "; ".join([last, *failed])[:200], verdict, output)]
+        folder = Path(self.args.out) if self.args.out else common.RESULTS
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / "gpu_check_pytest.txt"  # every failure whole, for the next session
+        log.write_text(done.stdout + done.stderr)
+        return [Row("CUDA tests", "; ".join([last, *failed])[:200], verdict, {"log": str(log)})]
 
     def probes(self) -> list[Row]:
         import gpu_probes

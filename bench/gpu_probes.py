@@ -103,12 +103,20 @@ def rnn_dtypes(device: torch.device, tmp: str) -> dict[str, str]:
 
         return hook
 
-    for module in model.modules():
+    rnn, linear = record("rnn"), record("linear")
+
+    def any_module(module, inputs, output):
+        # global: the fused layout runs a stacked RNN that is not a submodule of the model
         if isinstance(module, nn.RNNBase):
-            module.register_forward_hook(record("rnn"))
+            rnn(module, inputs, output)
         elif isinstance(module, nn.Linear):
-            module.register_forward_hook(record("linear"))
-    fit(task, model, ctx)
+            linear(module, inputs, output)
+
+    handle = nn.modules.module.register_module_forward_hook(any_module)
+    try:
+        fit(task, model, ctx)
+    finally:
+        handle.remove()
     amp = str(ctx.amp).replace("torch.", "") if ctx.amp else "off"
     return {"amp": amp, **{k: "/".join(sorted(v)) or "n/a" for k, v in seen.items()}}
 

@@ -99,9 +99,8 @@ def fit_classifier(tmp_path, data_on_device: str, **trainer_fields):
         }
     )
     split = ragged_split(rows=120)
-    trainer = TrainerConfig(
-        max_epochs=2, device="cpu", progress="none", batch_size=16, **trainer_fields
-    )
+    fields = {"device": "cpu", **trainer_fields}  # a GPU test passes device="cuda"
+    trainer = TrainerConfig(max_epochs=2, progress="none", batch_size=16, **fields)
     trainer.data_on_device = data_on_device
     ctx = local_context(trainer, OptimizerConfig(lr=1e-2), checkpoint_dir=tmp_path / data_on_device)
     task = ClassificationTask.from_splits(ctx, {"train": split, "validation": split}, "abc")
