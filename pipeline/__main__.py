@@ -12,6 +12,26 @@ from __future__ import annotations
 import os
 import sys
 
+#: Sub-commands that load a trained model and compose no Hydra config: their module.
+COMPOSE_NOTHING = {
+    "generate": "pipeline.inference.generate",
+    "predict": "pipeline.inference.predict",
+    "inspect": "pipeline.inference.inspect",
+}
+
+
+def run_model_command(name: str, argv: list[str]) -> None:
+    """``generate``, ``predict`` or ``inspect``: the plugins load with their config nodes
+    kept out of Hydra's ConfigStore (``deferred_config_store``), which these never read."""
+    from importlib import import_module
+
+    from pipeline.plugins import load_plugins
+    from pipeline.registry import deferred_config_store
+
+    with deferred_config_store():
+        load_plugins()
+    import_module(COMPOSE_NOTHING[name]).main(argv)
+
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
@@ -24,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
 
             runs(argv[1:])
             return
+        if argv[:1] and argv[0] in COMPOSE_NOTHING:
+            run_model_command(argv[0], argv[1:])
+            return
         from pipeline.config.schemas import register_core_configs
         from pipeline.plugins import load_plugins
 
@@ -33,21 +56,6 @@ def main(argv: list[str] | None = None) -> None:
             from pipeline.config.cli import plugins_command
 
             sys.exit(plugins_command(argv[1:]))
-        if argv[:1] == ["generate"]:
-            from pipeline.inference.generate import main as generate
-
-            generate(argv[1:])
-            return
-        if argv[:1] == ["predict"]:
-            from pipeline.inference.predict import main as predict
-
-            predict(argv[1:])
-            return
-        if argv[:1] == ["inspect"]:
-            from pipeline.inference.inspect import main as inspect
-
-            inspect(argv[1:])
-            return
         if argv[:1] == ["evaluate"]:
             from pipeline.inference.evaluate import main as evaluate
 

@@ -200,3 +200,23 @@ def test_decorating_a_declared_class_binds_it_and_another_class_is_a_duplicate()
     reg.register("eps", config=ToyConfig)(type("Other", (), {}))
     with pytest.raises(DuplicateComponentError, match="'eps'"):
         reg.get("eps")
+
+
+def test_a_deferred_config_store_stores_the_options_only_when_asked():
+    """``predict``, ``generate`` and ``inspect`` load the plugins inside
+    ``deferred_config_store``: the registries fill, Hydra's ConfigStore does not, until
+    ``register_core_configs`` (which every command that composes a config calls)."""
+    from pipeline.config.schemas import register_core_configs
+    from pipeline.registry import deferred_config_store
+
+    reg = Registry("toy", "test_toy_deferred")
+    with deferred_config_store():
+        reg.register("kept", config=ToyConfig)(type("Kept", (), {}))
+        reg.register("clash", config=ToyConfig)(type("One", (), {}))
+    reg.register("clash", config=ToyConfig)(type("Two", (), {}))  # disabled: never stored
+    assert reg.get("kept").cls.__name__ == "Kept"
+    assert "test_toy_deferred" not in ConfigStore.instance().repo
+    register_core_configs()
+    assert set(ConfigStore.instance().repo["test_toy_deferred"]) == {"kept.yaml"}
+    reg.register("after", config=ToyConfig)(type("After", (), {}))  # outside: stored at once
+    assert "after.yaml" in ConfigStore.instance().repo["test_toy_deferred"]

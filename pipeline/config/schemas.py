@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-
-from pipeline.registry import describe, to_dataclass
+from pipeline.registry import describe, store_deferred, to_dataclass
 
 _ONE_EXCLUSIVE = {"min": 0.0, "max": 1.0, "max_exclusive": True}
 
@@ -322,7 +320,11 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
 
 
 def register_core_configs() -> None:
-    """Store the core groups' options in Hydra's ConfigStore (idempotent)."""
+    """Store the core groups' options in Hydra's ConfigStore, and the plugins' options that
+    :func:`pipeline.registry.deferred_config_store` kept (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    store_deferred()
     cs = ConfigStore.instance()
     for name, node in OPTIMIZERS.items():
         cs.store(group="optimizer", name=name, node=node)

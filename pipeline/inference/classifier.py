@@ -197,7 +197,6 @@ def classifier_from_checkpoint(
     """
     from omegaconf import OmegaConf
 
-    from pipeline.config.schemas import register_core_configs
     from pipeline.data.tokenize import load_tokenizer
     from pipeline.model.assembly import build_model, with_embedding_dim
     from pipeline.model.checkpoint import Checkpoint, load_weights
@@ -220,8 +219,7 @@ def classifier_from_checkpoint(
     folder = tokenizer_folder(path, saved.tokenizer_dir, tokenizer_dir)
     tokenizer = load_tokenizer(folder)
     labels = [str(label) for label in saved.labels]
-    load_plugins()
-    register_core_configs()
+    load_plugins()  # building a model reads the registries, never Hydra's ConfigStore
     config = with_embedding_dim(config, saved.model)  # embedding.dim=0: the vectors' size
     model = build_model(
         OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id, len(labels)

@@ -106,7 +106,6 @@ def tagger_from_checkpoint(
     ``tokenizer/`` beside it."""
     from omegaconf import OmegaConf
 
-    from pipeline.config.schemas import register_core_configs
     from pipeline.data.characters import FILE as CHARACTERS
     from pipeline.data.characters import Characters
     from pipeline.data.tokenize import load_tokenizer
@@ -135,8 +134,7 @@ def tagger_from_checkpoint(
             f"{path}'s model reads characters, but {folder} has no {CHARACTERS}. Use the "
             "tokenizer/ folder its run wrote (or model=<run id>, which keeps it)."
         )
-    load_plugins()
-    register_core_configs()
+    load_plugins()  # building a model reads the registries, never Hydra's ConfigStore
     tokenizer = load_tokenizer(folder)
     model = build_tagger(
         OmegaConf.create(saved.config),

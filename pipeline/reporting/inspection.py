@@ -14,82 +14,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.reporting.plots import _pyplot
-
-ROW_INCHES = 0.16  # a token's row in a heatmap
-MAX_LABEL = 18  # characters of a token shown on a heatmap's axis
-DPI = 90
-
 
 def heatmaps(payload: dict[str, Any], folder: Path) -> list[Path]:
-    """One PNG per quantity, ``<quantity>.png``: tokens down, units across; gates on a 0..1
-    scale, the other quantities on a scale symmetric about 0.
+    """One PNG per quantity, ``<quantity>.png``: tokens down, units across; gates (viridis)
+    on a 0..1 scale, the other quantities (red-blue) on a scale symmetric about 0.
 
-    Laying out and drawing a label per token is nearly all the cost, and the labels are the
-    same in every heatmap: the figure is drawn once without the heatmap, title and colour
-    bar, and each quantity draws only those on a copy of it (Agg blitting)."""
-    from concurrent.futures import ThreadPoolExecutor
+    The labels are the same in every heatmap: they are drawn once (``heatmap.frame``) and
+    each quantity draws its cells, title and colour bar on a copy (``heatmap``: Pillow, no
+    matplotlib; six heatmaps of a 230-token text take about 0.1 s)."""
+    from pipeline.reporting.heatmap import RDBU_R, VIRIDIS, draw_heatmap, frame
 
-    import numpy as np
-    from PIL import Image
-
-    fig, ax, bar, image = _figure(payload)
-    changing = [image, ax.title, bar]
-    for artist in changing:
-        artist.set_visible(False)
-    fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
-    renderer = fig.canvas.get_renderer()
-    for artist in changing:
-        artist.set_visible(True)
+    base = frame(payload["tokens"], [str(u) for u in payload["units"]], "unit")
     written = []
-    encoder = ThreadPoolExecutor(max_workers=2)  # PNG encoding (zlib) runs beside the drawing
     for name, values in payload["quantities"].items():
         gate = name in payload["gates"]
         peak = max((abs(v) for row in values for v in row), default=1.0) or 1.0
-        image.set_data(values or [[0.0] * len(payload["units"])])
-        image.set_cmap("viridis" if gate else "RdBu_r")
-        image.set_clim(*((0.0, 1.0) if gate else (-peak, peak)))
-        ax.set_title(f"layer {payload['layer']}: {name}" + (" (gate)" if gate else ""), fontsize=9)
-        fig.canvas.restore_region(background)
-        for artist in [image, *ax.spines.values(), ax.title]:
-            ax.draw_artist(artist)
-        bar.draw(renderer)
+        title = f"layer {payload['layer']}: {name}" + (" (gate)" if gate else "")
+        scale = (0.0, 1.0) if gate else (-peak, peak)
         path = folder / f"{name}.png"
-        pixels = np.array(fig.canvas.buffer_rgba())  # a copy: the canvas is drawn again
-        encoder.submit(Image.fromarray(pixels).save, path, compress_level=1, dpi=(DPI, DPI))
+        draw_heatmap(base, values, title, scale, VIRIDIS if gate else RDBU_R).save(
+            path, compress_level=1
+        )
         written.append(path)
-    encoder.shutdown(wait=True)
-    _pyplot().close(fig)
     return written
-
-
-def _figure(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    """(figure, heatmap axes, colour bar axes, image): a row per token, fixed margins."""
-    from matplotlib.transforms import blended_transform_factory
-
-    plt = _pyplot()
-    tokens = [t if len(t) <= MAX_LABEL else t[: MAX_LABEL - 1] + "…" for t in payload["tokens"]]
-    units = [str(u) for u in payload["units"]]
-    width = 2.6 + 0.42 * max(len(units), 4)
-    height = 1.6 + ROW_INCHES * max(len(tokens), 4)
-    fig = plt.figure(figsize=(width, height), dpi=DPI)
-    left, right, top, bottom = 1.3, 1.2, 0.45, 0.75  # inches
-    tall = 1 - (top + bottom) / height
-    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, tall))
-    bar = fig.add_axes((1 - (right - 0.25) / width, bottom / height, 0.18 / width, tall))
-    first = next(iter(payload["quantities"].values()), [])
-    image = ax.imshow(first or [[0.0] * len(units)], aspect="auto", interpolation="nearest")
-    # A plain text per token: a tick per token (two lines and two labels each) costs 4x more.
-    ax.set_yticks([])
-    rows = blended_transform_factory(ax.transAxes, ax.transData)
-    for row, token in enumerate(tokens):
-        ax.text(-0.02, row, token, transform=rows, ha="right", va="center", fontsize=7)
-    ax.set_xticks(range(len(units)), units, fontsize=7, rotation=90)
-    ax.set_xlabel("unit")
-    ax.tick_params(length=0)
-    fig.colorbar(image, cax=bar)
-    return fig, ax, bar, image
 
 
 def page(payload: dict[str, Any], path: Path) -> Path:

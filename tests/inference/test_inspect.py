@@ -202,3 +202,37 @@ def test_a_taggers_encoder_is_inspected_word_by_word(tmp_path, capsys):
     assert code == 0, err
     data = json.loads((out / "trace.json").read_text())
     assert data["tokens"] == SENTENCE.split() and data["max_difference"] < 1e-5
+
+
+def test_a_checkpoint_is_inspected_without_importing_what_it_does_not_use(trained, tmp_path):
+    """The command's start is most of its time: inspecting a checkpoint file imports neither
+    MLflow nor Hydra (no config is composed) nor matplotlib (the heatmaps are Pillow's)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "seen"
+    script = (
+        "import sys\nfrom pipeline.__main__ import main\n"
+        f"main(['inspect', 'model={trained['checkpoint']}', 'text={TEXT}', 'out={out}'])\n"
+        "print(sorted(m for m in ('mlflow', 'hydra', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=cli_env(), capture_output=True,
+        text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert {p.name for p in out.iterdir()} == {f"{q}.png" for q in QUANTITIES} | {
+        "activations.html",
+        "trace.json",
+    }
+
+
+def test_inspect_gives_torch_its_threads_back(trained, tmp_path, capsys):
+    """It runs torch on one thread (one text's small steps), then restores the setting."""
+    threads = torch.get_num_threads()
+    code, _, err = in_process(
+        capsys, "inspect", f"model={trained['checkpoint']}", f"text={TEXT}", f"out={tmp_path}"
+    )
+    assert code == 0, err
+    assert torch.get_num_threads() == threads
