@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from pipeline.data.corpus import LoadedCorpus
+from pipeline.data.extra_texts import ExtraTexts, HeldOut, load_extra
 from pipeline.errors import ConfigError
 
 #: The file a language model's tokenizer folder gets beside the tokenizer's own files: how
@@ -34,22 +35,32 @@ from pipeline.errors import ConfigError
 STREAM_FILE = "lm_stream.json"
 
 
-def load_texts(config: Any, seed: int, doc_end: str) -> tuple[LoadedCorpus, bool]:
+def load_texts(config: Any, seed: int, doc_end: str) -> tuple[LoadedCorpus, bool, ExtraTexts]:
     """A labelled data set's texts as a corpus (column ``text``, one row per document, each
-    ending with ``doc_end``), and whether its train split holds the test texts too."""
+    ending with ``doc_end``), whether its train split holds the test texts too, and the
+    extra documents (``data.corpus_extra``) added after its train texts."""
     import datasets
 
     from pipeline.data.labelled import load_data
 
     data = load_data(config, seed)
     texts = {name: split.select_columns(["text"]) for name, split in data.splits.items()}
-    if doc_end:
-        texts = {name: _with_end(split, doc_end) for name, split in texts.items()}
     transductive = "test" in config.as_corpus and "test" in texts
+    held = [name for name in ("validation", "test") if name in texts]
+    held = [name for name in held if not (transductive and name == "test")]
+    extra = load_extra(config, seed, HeldOut([t for name in held for t in texts[name]["text"]]))
     if transductive:
         texts["train"] = datasets.concatenate_datasets([texts["train"], texts["test"]])
+    if extra.texts:
+        added = datasets.Dataset.from_dict({"text": extra.texts}, features=texts["train"].features)
+        texts["train"] = datasets.concatenate_datasets([texts["train"], added])
+    if doc_end:
+        texts = {name: _with_end(split, doc_end) for name, split in texts.items()}
     source = f"{data.source} (texts, as_corpus={','.join(config.as_corpus)})"
-    return LoadedCorpus(splits=datasets.DatasetDict(texts), source=source), transductive
+    if extra.sources:
+        added = ", ".join(f"{s['name']} {s['documents']:,}" for s in extra.sources)
+        source += f" + corpus_extra: {added} documents"
+    return LoadedCorpus(splits=datasets.DatasetDict(texts), source=source), transductive, extra
 
 
 def _with_end(split: Any, doc_end: str) -> Any:
@@ -92,6 +103,12 @@ def texts_config(cfg: Any) -> tuple[Any, str]:
     from pipeline.data.labelled import to_config
 
     config = to_config(cfg.data)
+    if config.corpus_extra and not config.as_corpus:
+        raise ConfigError(
+            f"data.corpus_extra adds training text to a language model on the texts of "
+            f"data={config.name}, and data.as_corpus is not set: add data.as_corpus=train "
+            "(task=lm), or drop data.corpus_extra."
+        )
     if config.as_corpus is None:
         raise ConfigError(
             f"data={config.name} is a labelled data set, but task=lm needs a text corpus: "
@@ -135,15 +152,22 @@ def check_resumed_direction(resumed: Any, reverse: bool, where: Any) -> None:
     )
 
 
-def stream_record(reverse: bool, texts_config: Any, transductive: bool) -> dict[str, Any]:
+def stream_record(
+    reverse: bool, texts_config: Any, transductive: bool, extra: ExtraTexts | None = None
+) -> dict[str, Any]:
     """How a language model's stream was made (its checkpoints' ``stream``, and
-    ``STREAM_FILE``): backward or not, and which splits' texts of a labelled data set."""
+    ``STREAM_FILE``): backward or not, which splits' texts of a labelled data set, and the
+    extra train documents (``corpus_extra``: per entry its name, documents kept and
+    dropped), when there are any."""
     as_corpus = getattr(texts_config, "as_corpus", None)
-    return {
+    record = {
         "reverse": reverse,
         "as_corpus": list(as_corpus) if as_corpus else None,
         "transductive": transductive,
     }
+    if extra is not None and extra.sources:
+        record["corpus_extra"] = extra.sources
+    return record
 
 
 def write_stream_record(folder: Path, record: dict[str, Any]) -> None:

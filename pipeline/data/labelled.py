@@ -207,6 +207,12 @@ class DataConfig:
         "task=lm: reverse each document's tokens (a backward language model, as ULMFiT's)",
         False,
     )
+    corpus_extra: Any = describe(
+        "task=lm with data.as_corpus: more training text, a list of labelled data config "
+        "names (all their splits' texts) or plain-text files (one document per line); a "
+        "document that is or holds a validation/test text of this data set is dropped",
+        None,
+    )
 
 
 @dataclass

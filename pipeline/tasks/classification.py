@@ -50,7 +50,7 @@ class ClassificationTask:
                 f"data={cfg.data.name} holds tagged sentences (one tag per word); use "
                 f"task=tagging with it, or a labelled data set with task={cfg.task.name}."
             )
-        lm_only = [k for k in ("as_corpus", "reverse") if cfg.data.get(k)]
+        lm_only = [k for k in ("as_corpus", "reverse", "corpus_extra") if cfg.data.get(k)]
         if lm_only:
             raise ConfigError(
                 f"{', '.join(f'data.{k}' for k in lm_only)} only shape a language model's "

@@ -53,6 +53,7 @@ class LanguageModelTask:
         from pipeline.data.documents import texts_config
 
         self.texts_cfg, self.doc_end, self.transductive = None, "", False
+        self.extra = None  # data.corpus_extra's documents, once loaded
         if cfg.data.get("type") == "corpus":
             self.corpus_cfg = to_corpus_config(cfg.data)
             self.reverse = self.corpus_cfg.reverse
@@ -75,7 +76,7 @@ class LanguageModelTask:
         no tokenizer, no samples; ``prepare`` is not called."""
         task = cls.__new__(cls)
         task.ctx, task.ids, task.char_level, task.evaluations = ctx, ids, char_level, {}
-        task.reverse, task.texts_cfg, task.transductive = False, None, False
+        task.reverse, task.texts_cfg, task.transductive, task.extra = False, None, False, None
         task.tokenizer, task.tokenizer_dir = _NoTokenizer(pad_id), None
         task._make_streams()
         return task
@@ -134,7 +135,9 @@ class LanguageModelTask:
 
         if self.texts_cfg is None:
             return load_corpus(self.corpus_cfg, seed=ctx.seed)
-        corpus, self.transductive = load_texts(self.texts_cfg, ctx.seed, self.doc_end)
+        corpus, self.transductive, self.extra = load_texts(self.texts_cfg, ctx.seed, self.doc_end)
+        if self.extra.sources:
+            _record_extra(ctx, self.extra, self.texts_cfg.name, self.transductive)
         if self.transductive:
             print(
                 "transductive: data.as_corpus=[train,test]: the language model trains on the "
@@ -148,7 +151,7 @@ class LanguageModelTask:
         """How the token stream was made: recorded in checkpoints and the tokenizer folder."""
         from pipeline.data.documents import stream_record
 
-        return stream_record(self.reverse, self.texts_cfg, self.transductive)
+        return stream_record(self.reverse, self.texts_cfg, self.transductive, self.extra)
 
     def build_model(self, ctx: RunContext) -> nn.Module:
         from pipeline.model.assembly import build_language_model, init_uniform
@@ -334,3 +337,24 @@ def _default_prompt(tokenizer: Any, validation: Tensor, char_level: bool) -> str
     eos = getattr(tokenizer, "eos_id", None)
     head = [i for i in head if i != eos] or head
     return tokenizer.decode(head).strip() or tokenizer.decode(head)
+
+
+def _record_extra(ctx: RunContext, extra: Any, data: str, transductive: bool) -> None:
+    """Say, and record as run params, what ``data.corpus_extra`` added to the train stream
+    and how many of its documents were dropped for holding an evaluation text."""
+    held = "validation" if transductive else "validation or test"
+    added = ", ".join(f"{s['name']} {s['documents']:,}" for s in extra.sources)
+    print(
+        f"corpus_extra: added to the train stream: {added} documents; dropped "
+        f"{extra.dropped:,} that are or contain a {held} text of data={data} (the "
+        "language model never reads the classifier's evaluation texts)",
+        flush=True,
+    )
+    ctx.tracker.log_params(
+        {
+            "corpus_extra_documents": ",".join(
+                f"{s['name']}:{s['documents']}" for s in extra.sources
+            ),
+            "corpus_extra_dropped": extra.dropped,
+        }
+    )
