@@ -54,13 +54,18 @@ class Vocabulary:
     seed: int
     out_dir: Path
     tracker: Any  # log_artifact, log_metrics, set_tags
+    #: Unlabelled texts related to the data (``data.related_texts``), read on call: more
+    #: text for word vectors trained on the run's texts (``embedding=learned``'s word2vec).
+    related_texts: Callable[[], list[str]] | None = None
 
 
 class Embedding(nn.Module):
     """Token ids [B, T] -> vectors [B, T, output_dim].
 
     An embedding with ``uses_vocabulary = True`` also takes ``vocabulary=`` (a
-    :class:`Vocabulary`, or None when rebuilt from a checkpoint whose weights it then loads).
+    :class:`Vocabulary`, or None when rebuilt from a checkpoint whose weights it then loads);
+    so does one whose config has ``uses_vocabulary`` true (``embedding=learned`` with
+    ``init=word2vec``): :func:`uses_vocabulary`.
 
     An embedding with ``uses_characters = True`` reads each word's characters too: it is
     built as ``cls(config, vocab_size, pad_id, num_chars=N)`` and called as
@@ -82,6 +87,15 @@ class Embedding(nn.Module):
     def weight(self) -> Tensor | None:
         """The [vocab_size, output_dim] lookup table, for weight tying; None if there is none."""
         return None
+
+
+def uses_vocabulary(embedding_cls: type, config: Any) -> bool:
+    """Whether this embedding, with this config, is built with ``vocabulary=``: its class
+    always is (``uses_vocabulary = True``), or its config asks for it (a property)."""
+    return bool(
+        getattr(embedding_cls, "uses_vocabulary", False)
+        or getattr(config, "uses_vocabulary", False)
+    )
 
 
 class Encoder(nn.Module):

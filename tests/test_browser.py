@@ -62,6 +62,7 @@ SWEEP = [
     "task=sentiment",
     "data=sst2",
     "encoder=lstm,gru",
+    "data.related_texts=[]",  # no word2vec on IMDb first (issue 15)
     "data.max_train_samples=1000",
     "data.max_eval_samples=200",
     "trainer.max_epochs=2",  # so that a best epoch can differ from the last

@@ -85,12 +85,13 @@ def entries(value: Any) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def load_extra(config: Any, seed: int, held_out: HeldOut) -> ExtraTexts:
-    """Every entry of ``config.corpus_extra`` (``config``: the main labelled data config)
-    read, its documents that hold a held-out text dropped."""
+def load_extra(config: Any, seed: int, held_out: HeldOut, key: str = "corpus_extra") -> ExtraTexts:
+    """Every entry of ``config.<key>`` (``config``: the main labelled data config;
+    ``corpus_extra``, or ``related_texts``: the texts word vectors are trained on) read, its
+    documents that hold a held-out text dropped."""
     extra = ExtraTexts()
-    for entry in entries(config.corpus_extra):
-        texts = _read_entry(entry, config, seed)
+    for entry in entries(getattr(config, key)):
+        texts = _read_entry(entry, config, seed, key)
         kept = [text for text in texts if not held_out.found_in(text)]
         extra.texts += kept
         extra.sources.append(
@@ -99,15 +100,15 @@ def load_extra(config: Any, seed: int, held_out: HeldOut) -> ExtraTexts:
     return extra
 
 
-def _read_entry(entry: str, config: Any, seed: int) -> list[str]:
+def _read_entry(entry: str, config: Any, seed: int, key: str) -> list[str]:
     """The documents of one entry: a data config name's texts (all splits) or a file's
-    non-blank lines."""
-    if _is_data_name(entry):
+    non-blank lines (``key``: the setting that names it, for errors)."""
+    if _is_data_name(entry, key):
         return _data_texts(entry, config, seed)
     path = Path(entry).expanduser()
     if not path.is_file():
         raise DataError(
-            f"data.corpus_extra: {entry} is no file ({path.resolve()} does not exist) and "
+            f"data.{key}: {entry} is no file ({path.resolve()} does not exist) and "
             f"no data config name ({', '.join(_labelled_names())}). Give a plain-text file, "
             "one document per line, or the name of a labelled data set."
         )
@@ -115,13 +116,13 @@ def _read_entry(entry: str, config: Any, seed: int) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(
-            f"data.corpus_extra: cannot read {path} as UTF-8 text ({exc}); give a plain-text "
+            f"data.{key}: cannot read {path} as UTF-8 text ({exc}); give a plain-text "
             "file, one document per line."
         ) from exc
     return [line.strip() for line in lines if line.strip()]
 
 
-def _is_data_name(entry: str) -> bool:
+def _is_data_name(entry: str, key: str) -> bool:
     """A bare word (no folder, no extension) names a data config; anything else is a path."""
     if "/" in entry or "\\" in entry or "." in entry:
         return False
@@ -129,12 +130,12 @@ def _is_data_name(entry: str) -> bool:
         return True
     if entry in _all_names():
         raise ConfigError(
-            f"data.corpus_extra: data={entry} is not a labelled data set; name one of "
+            f"data.{key}: data={entry} is not a labelled data set; name one of "
             f"{', '.join(_labelled_names())}, or give a plain-text file (one document per "
             "line)."
         )
     raise ConfigError(
-        f"data.corpus_extra: unknown data config '{entry}'. "
+        f"data.{key}: unknown data config '{entry}'. "
         f"{did_you_mean(entry, _labelled_names())} Name a labelled data set "
         f"({', '.join(_labelled_names())}) or give a path to a plain-text file."
     )

@@ -213,6 +213,13 @@ class DataConfig:
         "document that is or holds a validation/test text of this data set is dropped",
         None,
     )
+    related_texts: Any = describe(
+        "unlabelled text related to this data set, for word vectors (embedding.init="
+        "word2vec): labelled data config names (all their splits' texts, labels unused) or "
+        "plain-text files (one text a line); a text that is or holds a validation/test text "
+        "of this data set is dropped",
+        [],
+    )
 
 
 @dataclass

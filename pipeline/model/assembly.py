@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from pipeline import registry
 from pipeline.config.schemas import component_configs
+from pipeline.contracts import uses_vocabulary
 from pipeline.errors import ConfigError
 from pipeline.model.mask_probe import warn_if_mask_ignored
 
@@ -47,7 +48,7 @@ def build_model(
     build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
     embedding_entry = build["embedding"]
     refuse_characters(embedding_entry.cls, configs["embedding"].name)
-    if getattr(embedding_entry.cls, "uses_vocabulary", False):
+    if uses_vocabulary(embedding_entry.cls, configs["embedding"]):
         embedding = embedding_entry.build(
             configs["embedding"], vocab_size, pad_id, vocabulary=vocabulary
         )
@@ -96,11 +97,11 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
     configs = component_configs(cfg)
     build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
     refuse_characters(build["embedding"].cls, configs["embedding"].name)
-    if getattr(build["embedding"].cls, "uses_vocabulary", False):
+    if uses_vocabulary(build["embedding"].cls, configs["embedding"]):
         raise ConfigError(
-            f"embedding={configs['embedding'].name} (word vectors) is not available with "
+            f"{word_vectors(configs['embedding'])} (word vectors) is not available with "
             "task=lm yet; use it with a classification task (task=sentiment or task=topic), "
-            "or embedding=learned here."
+            "or embedding=learned (embedding.init=random) here."
         )
     embedding = build["embedding"].build(configs["embedding"], vocab_size, pad_id)
     encoder = build["encoder"].build(configs["encoder"], embedding.output_dim)
@@ -117,6 +118,13 @@ def build_language_model(cfg: Any, vocab_size: int, pad_id: int) -> LanguageMode
             )
         head.tie(embedding.weight)
     return LanguageModel(embedding, encoder, head)
+
+
+def word_vectors(config: Any) -> str:
+    """How the user chose word vectors: ``embedding=pretrained``, or
+    ``embedding=learned with embedding.init=word2vec``."""
+    init = getattr(config, "init", "random")
+    return f"embedding={config.name}" + (f" with embedding.init={init}" if init != "random" else "")
 
 
 def refuse_characters(embedding_cls: type, name: str) -> None:
@@ -153,10 +161,10 @@ def build_tagger(
     configs = component_configs(cfg)
     build = {g: registry.ALL[g].get(c.name) for g, c in configs.items()}
     entry, config = build["embedding"], configs["embedding"]
-    if getattr(entry.cls, "uses_vocabulary", False):
+    if uses_vocabulary(entry.cls, config):
         raise ConfigError(
-            f"embedding={config.name} (word vectors) is not available with task=tagging yet; "
-            "use embedding=learned or a character-aware embedding."
+            f"{word_vectors(config)} (word vectors) is not available with task=tagging yet; "
+            "use embedding=learned (embedding.init=random) or a character-aware embedding."
         )
     if getattr(entry.cls, "uses_characters", False):
         if num_chars is None:

@@ -21,6 +21,7 @@ from pipeline.data.batching import EncodedSplit, EpochOrders, iterate_batches
 from pipeline.data.placement import keep_on_device
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.tasks.classification_eval import Evaluation, evaluate
+from pipeline.tasks.related import related_texts_reader, word2vec_suggestion
 from pipeline.training.context import RunContext
 
 SPLIT_PREFIX = {"validation": "val", "test": "test"}
@@ -128,6 +129,8 @@ class ClassificationTask:
         data_cfg = getattr(self, "data_cfg", None)
         own = getattr(data_cfg, "suggested_settings", None)
         found = [Suggestion(k, v, f"data={data_cfg.name}") for k, v in own().items()] if own else []
+        if hasattr(self, "tokenizer"):  # read from the data: the related texts' word vectors
+            found += word2vec_suggestion(self.ctx, data_cfg, self.tokenizer)
         rows = getattr(self, "train_rows", None)
         if rows is None or rows >= SMALL_TRAIN_ROWS:
             return found
@@ -155,10 +158,11 @@ class ClassificationTask:
     def _vocabulary(self, ctx: RunContext) -> Any:
         """What an embedding that reads word vectors needs: the vocabulary, the train texts."""
         from pipeline import registry
-        from pipeline.contracts import Vocabulary
+        from pipeline.contracts import Vocabulary, uses_vocabulary
 
-        embedding = registry.embeddings.get(str(ctx.cfg.embedding.name)).cls
-        if not getattr(embedding, "uses_vocabulary", False):
+        components = registry.embeddings
+        config = components.config_from(ctx.cfg.embedding)
+        if not uses_vocabulary(components.get(str(ctx.cfg.embedding.name)).cls, config):
             return None
         tokenizer, train = self.tokenizer, self.texts["train"]
         if not hasattr(tokenizer, "vocab"):
@@ -182,6 +186,7 @@ class ClassificationTask:
             seed=ctx.seed,
             out_dir=ctx.out_dir,
             tracker=ctx.tracker,
+            related_texts=related_texts_reader(self.data_cfg, self.texts, ctx.seed, ctx.tracker),
         )
 
     def train_batches(self, epoch: int, start: int) -> EpochBatches:

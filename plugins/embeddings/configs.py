@@ -29,6 +29,19 @@ class LearnedEmbeddingConfig(ComponentConfig):
         max=1.0,
         max_exclusive=True,
     )
+    init: str = describe(
+        "the table's first weights: random | word2vec (vectors of embedding.dim trained with "
+        "gensim on the training texts and data.related_texts before the run, cached by "
+        "content, as embedding=pretrained embedding.train=word2vec; words without one stay "
+        "random). Suggested by a data set with data.related_texts",
+        "random",
+        choices=["random", "word2vec"],
+    )
+
+    @property
+    def uses_vocabulary(self) -> bool:
+        """``init=word2vec`` is built with the run's vocabulary (``contracts.Vocabulary``)."""
+        return self.init == "word2vec"
 
 
 VECTOR_FORMATS = ("auto", "word2vec", "word2vec_binary", "glove", "fasttext")

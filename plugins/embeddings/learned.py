@@ -1,21 +1,35 @@
-"""Learned token embeddings: a lookup table trained with the model."""
+"""Learned token embeddings: a lookup table trained with the model, random at first or
+started from word2vec vectors trained on the run's texts (``init=word2vec``)."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from pipeline.contracts import Embedding
+from pipeline.contracts import Embedding, Vocabulary
 from plugins.dropout import Dropout, LockedDropout, TokenDropout
-from plugins.embeddings.configs import LearnedEmbeddingConfig
+from plugins.embeddings.configs import LearnedEmbeddingConfig, PretrainedEmbeddingConfig
 
 
 class LearnedEmbedding(Embedding):
     """``nn.Embedding`` with the padding row fixed at zero, then token dropout (whole vectors,
-    ``token_dropout``) and dropout (element-wise, or locked across time: ``dropout_kind``)."""
+    ``token_dropout``) and dropout (element-wise, or locked across time: ``dropout_kind``).
 
-    def __init__(self, config: LearnedEmbeddingConfig, vocab_size: int, pad_id: int) -> None:
+    With ``init=word2vec`` and a ``vocabulary`` (a training run), the rows of words that have
+    a trained vector start from it; rebuilt from a checkpoint (no vocabulary) it is the plain
+    table whose weights the checkpoint then gives."""
+
+    def __init__(
+        self,
+        config: LearnedEmbeddingConfig,
+        vocab_size: int,
+        pad_id: int,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
         super().__init__(config, vocab_size, pad_id)
         self.table = nn.Embedding(vocab_size, config.dim, padding_idx=pad_id)
+        if vocabulary is not None and getattr(config, "init", "random") == "word2vec":
+            start_from_word2vec(self.table, config, vocabulary)
         locked = getattr(config, "dropout_kind", "element") == "locked"
         self.dropout = LockedDropout(config.dropout) if locked else Dropout(config.dropout)
         self.token_dropout = TokenDropout(getattr(config, "token_dropout", 0.0))
@@ -27,3 +41,22 @@ class LearnedEmbedding(Embedding):
 
     def forward(self, ids: Tensor) -> Tensor:  # [B, T] -> [B, T, dim]
         return self.dropout(self.token_dropout(self.table(ids)))
+
+
+def start_from_word2vec(
+    table: nn.Embedding, config: LearnedEmbeddingConfig, vocabulary: Vocabulary
+) -> None:
+    """Copy word2vec vectors into ``table``: trained (or read from the cache) on the training
+    texts and the data's related texts exactly as ``embedding=pretrained
+    embedding.train=word2vec`` trains them (its defaults: window, min_count, epochs, cache),
+    the coverage printed and logged. Rows without a vector keep their random init; the
+    padding row stays zero."""
+    from plugins.embeddings.pretrained import load
+
+    settings = PretrainedEmbeddingConfig(name="pretrained", dim=config.dim, train="word2vec")
+    related = vocabulary.related_texts() if vocabulary.related_texts else []
+    aligned = load(settings, vocabulary, related)
+    found = aligned.found.clone()
+    found[table.padding_idx] = False
+    with torch.no_grad():
+        table.weight[found] = aligned.vectors[found].to(table.weight.dtype)

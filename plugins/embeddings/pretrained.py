@@ -55,9 +55,12 @@ class PretrainedEmbedding(Embedding):
         return self.dropout(self.table(ids))
 
 
-def load(config: PretrainedEmbeddingConfig, vocabulary: Vocabulary) -> Aligned:
-    """The vectors aligned to ``vocabulary`` (trained first with ``train=word2vec``);
-    prints and logs their coverage of the vocabulary."""
+def load(
+    config: PretrainedEmbeddingConfig, vocabulary: Vocabulary, related: list[str] | None = None
+) -> Aligned:
+    """The vectors aligned to ``vocabulary`` (trained first with ``train=word2vec``, on the
+    ``related`` texts too: ``embedding=learned``'s ``init=word2vec`` comes here); prints and
+    logs their coverage of the vocabulary."""
     path, fmt = config.path, config.format
     if config.train == "none" and not str(path).strip():
         raise ConfigError(
@@ -68,7 +71,7 @@ def load(config: PretrainedEmbeddingConfig, vocabulary: Vocabulary) -> Aligned:
     if config.train == "word2vec":
         from plugins.embeddings.word2vec import trained_vectors
 
-        trained, fresh = trained_vectors(config, vocabulary)
+        trained, fresh = trained_vectors(config, vocabulary, related)
         done = "trained" if fresh else "from cache"
         print(f"word2vec: {done}, {trained}", flush=True)
         vocabulary.tracker.log_artifact(trained, "vectors")

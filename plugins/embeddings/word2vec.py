@@ -1,6 +1,7 @@
 """``embedding.train=word2vec``: vectors trained with gensim's Word2Vec on the run's training
-texts (split into words by the run's tokenizer) and any ``embedding.extra_texts`` files,
-before the model is built. Cached by content: the texts, the tokenizer and the settings
+texts (split into words by the run's tokenizer), any ``embedding.extra_texts`` files and any
+related texts given in memory (``data.related_texts``, for ``embedding=learned``), before the
+model is built. Cached by content: the texts, the tokenizer and the settings
 name a ``.vec`` file (word2vec text format) that a second identical run reads instead of
 training again. One worker and the run's seed make the training deterministic.
 """
@@ -53,17 +54,27 @@ def settings(config: Any, vocabulary: Any) -> dict[str, Any]:
     }
 
 
-def cache_key(config: Any, vocabulary: Any, extras: list[Path]) -> str:
-    """sha256 of the training texts, the extra files' content and the settings."""
+def cache_key(
+    config: Any, vocabulary: Any, extras: list[Path], related: list[str] | None = None
+) -> str:
+    """sha256 of the training texts, the extra files' content, the related texts (none: the
+    key is as it always was) and the settings."""
     digest = hashlib.sha256(json.dumps(settings(config, vocabulary), sort_keys=True).encode())
     for text in vocabulary.texts():
         digest.update(text.encode("utf-8", "replace") + b"\0")
     digest.update(files_digest(extras).encode())
+    if related:
+        digest.update(b"related\0")
+        for text in related:
+            digest.update(text.encode("utf-8", "replace") + b"\0")
     return digest.hexdigest()[:32]
 
 
-def sentences(vocabulary: Any, extras: list[Path]) -> Iterator[list[str]]:
-    """The training texts, then every line of the extra files, as lists of words."""
+def sentences(
+    vocabulary: Any, extras: list[Path], related: list[str] | None = None
+) -> Iterator[list[str]]:
+    """The training texts, then every line of the extra files, then the related texts, as
+    lists of words."""
     for text in vocabulary.texts():
         yield vocabulary.tokenize(text)
     for path in extras:
@@ -71,13 +82,18 @@ def sentences(vocabulary: Any, extras: list[Path]) -> Iterator[list[str]]:
             for line in handle:
                 if line.strip():
                     yield vocabulary.tokenize(line)
+    for text in related or []:
+        yield vocabulary.tokenize(text)
 
 
-def trained_vectors(config: Any, vocabulary: Any) -> tuple[Path, bool]:
-    """The ``.vec`` file of vectors trained for this run, and whether it was trained now
-    (False: read from the cache)."""
+def trained_vectors(
+    config: Any, vocabulary: Any, related: list[str] | None = None
+) -> tuple[Path, bool]:
+    """The ``.vec`` file of vectors trained for this run (on ``related`` texts too), and
+    whether it was trained now (False: read from the cache)."""
     extras = extra_files(list(config.extra_texts or []))
-    target = cache_root(config.cache_dir) / f"word2vec-{cache_key(config, vocabulary, extras)}.vec"
+    key = cache_key(config, vocabulary, extras, related)
+    target = cache_root(config.cache_dir) / f"word2vec-{key}.vec"
     if target.is_file():
         return target, False
     from gensim.models import Word2Vec
@@ -86,7 +102,7 @@ def trained_vectors(config: Any, vocabulary: Any) -> tuple[Path, bool]:
     options = settings(config, vocabulary)
     try:
         model = Word2Vec(
-            sentences=list(sentences(vocabulary, extras)),
+            sentences=list(sentences(vocabulary, extras, related)),
             vector_size=options["dim"],
             window=config.window,
             min_count=config.min_count,

@@ -31,6 +31,7 @@ CLASSIFIER = [
     "trainer.progress=log",
     "trainer.log_every_n_steps=5",
     "seed=3",
+    "data.related_texts=[]",  # no word2vec on IMDb first (issue 15)
 ]
 LANGUAGE_MODEL = [
     "task=lm",

@@ -18,6 +18,7 @@ ARGS = [
     "trainer.progress=none",
     "tracking.log_model=false",
     "tracking.experiment=signals",
+    "data.related_texts=[]",  # no word2vec on IMDb first (issue 15)
 ]
 
 

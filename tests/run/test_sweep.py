@@ -35,6 +35,7 @@ TINY = [
     "tokenizer.vocab_size=800",
     "trainer.progress=none",
     "tracking.log_model=false",
+    "data.related_texts=[]",  # no word2vec on IMDb first (issue 15)
 ]
 
 

@@ -76,6 +76,7 @@ def test_diverging_run_fails_clearly_and_is_marked_failed(tmp_path, data_dir, hf
     env.pop("MLFLOW_TRACKING_URI", None)
     done = run_pipeline(
         "data=sst2",
+        "data.related_texts=[]",  # no word2vec on IMDb first (issue 15)
         "data.max_train_samples=400",
         "data.max_eval_samples=50",
         "encoder.hidden_size=8",
