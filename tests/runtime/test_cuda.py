@@ -112,15 +112,6 @@ def test_training_steps_do_not_sync_on_cuda(kind, amp_dtype, tmp_path):
 # -- issue 14 (F): the fused RNN layout, data on the device, deterministic runs ------------
 
 
-@pytest.fixture
-def full_fp32():
-    """No TF32 while comparing CUDA with CPU numbers."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 @cuda
 @pytest.mark.usefixtures("full_fp32")
 @pytest.mark.parametrize(

@@ -13,15 +13,6 @@ import torch
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.fixture
-def full_fp32():
-    """No TF32 while comparing CUDA with CPU numbers."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 @cuda
 @pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
 def test_weight_dropout_on_cuda_drops_in_training_only(name, full_fp32):
