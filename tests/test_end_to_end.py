@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -86,7 +87,8 @@ def test_run_is_recorded_in_the_default_store(first_run, workdir):
         assert tag in tags, tag
     assert tags["task"] == "sentiment" and tags["encoder"] == "lstm"
     assert re.fullmatch(r"lstm-h24-sst2-[0-9a-f]{4}", run.info.run_name)
-    command = "python -m pipeline " + " ".join(QUICK)  # Source: the command, not __main__.py
+    # Source: the command as a shell would take it back (quoted), not __main__.py
+    command = "python -m pipeline " + shlex.join(QUICK)
     assert tags["mlflow.source.name"] == command
     assert tags["mlflow.note.content"].startswith(f"`{command}`")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
