@@ -53,9 +53,11 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.data.fingerprint import content_name
 from pipeline.data.sources import (
+    CONF_DATA,
     DATA_DIR_ENV,
     SPLITS,
     cache_fault,
+    data_presets,
     data_root,
     datasets_cache,
     hub_errors,
@@ -69,7 +71,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CLEANERS = ("none", "letters")
 CARVE_UNITS = ("chars", "lines")
-_CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
 #: Hub split names tried, in order, when ``hub_splits`` is empty.
 _HUB_ALIASES = {"train": ["train"], "validation": ["validation", "valid", "dev"], "test": ["test"]}
 
@@ -183,11 +184,7 @@ class LoadedCorpus:
 
 def corpus_presets() -> list[str]:
     """The names of the ``conf/data`` presets that are corpora (``type: corpus``)."""
-    return sorted(
-        p.stem
-        for p in _CONF_DATA.glob("*.yaml")
-        if re.search(r"^type:\s*corpus\b", p.read_text(encoding="utf-8"), re.MULTILINE)
-    )
+    return data_presets("corpus")
 
 
 def to_corpus_config(node: CorpusConfig | Mapping[str, Any] | Any) -> CorpusConfig:
@@ -249,7 +246,7 @@ def preset(name: str, **overrides: Any) -> CorpusConfig:
     """The ``conf/data/<name>.yaml`` corpus preset as a ``CorpusConfig``, with ``overrides``."""
     from omegaconf import OmegaConf
 
-    path = _CONF_DATA / f"{name}.yaml"
+    path = CONF_DATA / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(
             f"Unknown corpus preset '{name}' (data={name}). {did_you_mean(name, corpus_presets())}"

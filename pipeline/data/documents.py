@@ -58,8 +58,7 @@ def load_texts(config: Any, seed: int, doc_end: str) -> tuple[LoadedCorpus, bool
         texts = {name: _with_end(split, doc_end) for name, split in texts.items()}
     source = f"{data.source} (texts, as_corpus={','.join(config.as_corpus)})"
     if extra.sources:
-        added = ", ".join(f"{s['name']} {s['documents']:,}" for s in extra.sources)
-        source += f" + corpus_extra: {added} documents"
+        source += f" + corpus_extra: {extra.listing()} documents"
     return LoadedCorpus(splits=datasets.DatasetDict(texts), source=source), transductive, extra
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.data.sources import data_presets
 from pipeline.errors import ConfigError, DataError, did_you_mean
 
 #: A held-out text this many words or longer is also found inside a longer extra document
@@ -51,6 +52,14 @@ class ExtraTexts:
     @property
     def dropped(self) -> int:
         return sum(source["dropped"] for source in self.sources)
+
+    def listing(self) -> str:
+        """Each entry and the documents it added, to print: ``mr 8,169, imdb 49,971``."""
+        return ", ".join(f"{s['name']} {s['documents']:,}" for s in self.sources)
+
+    def counts(self) -> str:
+        """The same as a run param: ``mr:8169,imdb:49971``."""
+        return ",".join(f"{s['name']}:{s['documents']}" for s in self.sources)
 
 
 class HeldOut:
@@ -128,7 +137,7 @@ def _is_data_name(entry: str, key: str) -> bool:
         return False
     if entry in _labelled_names():
         return True
-    if entry in _all_names():
+    if entry in data_presets():
         raise ConfigError(
             f"data.{key}: data={entry} is not a labelled data set; name one of "
             f"{', '.join(_labelled_names())}, or give a plain-text file (one document per "
@@ -149,20 +158,7 @@ def _data_texts(name: str, config: Any, seed: int) -> list[str]:
     return [text for split in data.splits.values() for text in split["text"]]
 
 
-def _conf_folder() -> Path:
-    return Path(__file__).resolve().parents[2] / "conf" / "data"
-
-
-def _all_names() -> list[str]:
-    return sorted(p.stem for p in _conf_folder().glob("*.yaml"))
-
-
 def _labelled_names() -> list[str]:
     """Data configs with labelled texts (no ``type``: not a corpus, tagged or generated;
     not ``files``, which needs the user's paths)."""
-    names = []
-    for name in _all_names():
-        text = (_conf_folder() / f"{name}.yaml").read_text(encoding="utf-8")
-        if name != "files" and not re.search(r"^type:", text, re.MULTILINE):
-            names.append(name)
-    return names
+    return [name for name in data_presets(None) if name != "files"]

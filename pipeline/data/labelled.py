@@ -59,9 +59,11 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.data.fingerprint import content_name, files_digest
 from pipeline.data.sources import (
+    CONF_DATA,
     DATA_DIR_ENV,
     SPLITS,
     cache_fault,
+    data_presets,
     data_root,
     datasets_cache,
     hub_errors,
@@ -308,10 +310,9 @@ def preset(name: str, **overrides: Any) -> DataConfig:
     """The ``conf/data/<name>.yaml`` preset as a ``DataConfig``, with ``overrides`` applied."""
     from omegaconf import OmegaConf
 
-    folder = Path(__file__).resolve().parents[2] / "conf" / "data"
-    path = folder / f"{name}.yaml"
+    path = CONF_DATA / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        known = data_presets()
         raise ConfigError(
             f"Unknown data preset '{name}' (data={name}). {did_you_mean(name, known)}"
         )

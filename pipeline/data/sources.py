@@ -4,6 +4,7 @@ root (``PIPELINE_DATA_DIR``), the ``datasets`` cache, the Hub's offline switches
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,21 @@ from pipeline.errors import DataError, PipelineError
 
 SPLITS = ("train", "validation", "test")
 DATA_DIR_ENV = "PIPELINE_DATA_DIR"
+#: The data presets, ``conf/data/<name>.yaml``; a preset's ``type:`` line says its kind
+#: (``corpus``, ``tagged``, ``generated``); labelled data sets have none.
+CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
+_TYPE_LINE = re.compile(r"^type:\s*(\w+)", re.MULTILINE)
+
+
+def data_presets(kind: str | None = "any") -> list[str]:
+    """The ``conf/data`` preset names, sorted: all of them (``"any"``), those whose ``type:``
+    is ``kind``, or with ``kind=None`` those without a ``type:`` line (labelled data)."""
+    names = []
+    for path in sorted(CONF_DATA.glob("*.yaml")):
+        found = _TYPE_LINE.search(path.read_text(encoding="utf-8"))
+        if kind == "any" or (found.group(1) if found else None) == kind:
+            names.append(path.stem)
+    return names
 
 
 def user_file(split: str, value: str) -> Path:

@@ -14,12 +14,10 @@ a larger train split leaves validation and test as they were.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.data.sources import SPLITS
+from pipeline.data.sources import SPLITS, data_presets
 from pipeline.registry import describe, to_dataclass
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The ``type`` of a generated preset in ``conf/data`` (see :func:`generated_presets`).
 GENERATED = "generated"
-_CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
 
 
 @dataclass
@@ -76,8 +73,7 @@ class LongLagConfig:
 
 def generated_presets() -> list[str]:
     """The ``conf/data`` presets that are generated (``type: generated``)."""
-    pattern = re.compile(rf"^type:\s*{GENERATED}\b", re.MULTILINE)
-    return sorted(p.stem for p in _CONF_DATA.glob("*.yaml") if pattern.search(p.read_text("utf-8")))
+    return data_presets(GENERATED)
 
 
 def is_generated(node: Any) -> bool:

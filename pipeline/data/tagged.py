@@ -18,12 +18,18 @@ A missing validation / test split is carved from the end of train. Bad input is 
 from __future__ import annotations
 
 import gzip
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.sources import DATA_DIR_ENV, SPLITS, data_root, hub_errors, user_file
+from pipeline.data.sources import (
+    DATA_DIR_ENV,
+    SPLITS,
+    data_presets,
+    data_root,
+    hub_errors,
+    user_file,
+)
 from pipeline.errors import ConfigError, DataError
 from pipeline.registry import describe, to_dataclass
 
@@ -32,7 +38,6 @@ Sentence = tuple[list[str], list[str]]
 FORMATS = ("conllu", "conll")
 TAG_COLUMNS = ("upos", "xpos")
 DOCSTART = "-DOCSTART-"
-_CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
 
 
 @dataclass
@@ -79,11 +84,7 @@ class TaggedData:
 
 def tagged_presets() -> list[str]:
     """The ``conf/data`` presets that are tagged data (``type: tagged``)."""
-    return sorted(
-        p.stem
-        for p in _CONF_DATA.glob("*.yaml")
-        if re.search(r"^type:\s*tagged\b", p.read_text(encoding="utf-8"), re.MULTILINE)
-    )
+    return data_presets("tagged")
 
 
 def to_tagged_config(node: Any) -> TaggedDataConfig:

@@ -343,18 +343,12 @@ def _record_extra(ctx: RunContext, extra: Any, data: str, transductive: bool) ->
     """Say, and record as run params, what ``data.corpus_extra`` added to the train stream
     and how many of its documents were dropped for holding an evaluation text."""
     held = "validation" if transductive else "validation or test"
-    added = ", ".join(f"{s['name']} {s['documents']:,}" for s in extra.sources)
     print(
-        f"corpus_extra: added to the train stream: {added} documents; dropped "
+        f"corpus_extra: added to the train stream: {extra.listing()} documents; dropped "
         f"{extra.dropped:,} that are or contain a {held} text of data={data} (the "
         "language model never reads the classifier's evaluation texts)",
         flush=True,
     )
     ctx.tracker.log_params(
-        {
-            "corpus_extra_documents": ",".join(
-                f"{s['name']}:{s['documents']}" for s in extra.sources
-            ),
-            "corpus_extra_dropped": extra.dropped,
-        }
+        {"corpus_extra_documents": extra.counts(), "corpus_extra_dropped": extra.dropped}
     )

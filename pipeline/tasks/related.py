@@ -38,17 +38,13 @@ def related_texts_reader(
         evaluated = [splits[name] for name in ("validation", "test") if name in splits]
         held = [text or "" for split in evaluated for text in split["text"]]
         related = load_extra(data_cfg, seed, HeldOut(held), "related_texts")
-        kept = ", ".join(f"{s['name']} {s['documents']:,}" for s in related.sources)
         print(
-            f"related_texts: {kept} texts; dropped {related.dropped:,} that are or hold a "
-            "validation/test text of this data set",
+            f"related_texts: {related.listing()} texts; dropped {related.dropped:,} that are or "
+            "hold a validation/test text of this data set",
             flush=True,
         )
         tracker.log_params(
-            {
-                "related_texts": ",".join(f"{s['name']}:{s['documents']}" for s in related.sources),
-                "related_texts_dropped": related.dropped,
-            }
+            {"related_texts": related.counts(), "related_texts_dropped": related.dropped}
         )
         return related.texts
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.data.documents import STREAM_FILE, load_texts
-from pipeline.data.extra_texts import HeldOut, words
+from pipeline.data.extra_texts import ExtraTexts, HeldOut, words
 from pipeline.data.fingerprint import split_digest
 from pipeline.data.labelled import load_data, to_config
 from pipeline.errors import ConfigError, DataError
@@ -127,12 +127,11 @@ def test_texts_are_compared_as_words_the_way_sst_tokenises_mr():
 def test_the_run_records_what_was_added_and_dropped_as_params(capsys):
     logged = {}
     tracker = SimpleNamespace(log_params=logged.update)
-    extra = SimpleNamespace(
+    extra = ExtraTexts(
         sources=[
             {"name": "mr", "documents": 8, "dropped": 2},
             {"name": "x.txt", "documents": 3, "dropped": 0},
-        ],
-        dropped=2,
+        ]
     )
     _record_extra(SimpleNamespace(tracker=tracker), extra, "sst2", transductive=False)
     assert logged == {"corpus_extra_documents": "mr:8,x.txt:3", "corpus_extra_dropped": 2}
