@@ -4,6 +4,8 @@ and the plugins loaded exactly as `python -m pipeline` loads them."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# The project's own caches (trained word vectors, held-out filters) go to a folder of this
+# session, never the user's ~/.cache/seqpipe: no test reads what another run left there.
+_CACHE = tempfile.mkdtemp(prefix="seqpipe-tests-")
+os.environ["SEQPIPE_CACHE"] = _CACHE
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,6 +27,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     load_plugins()
     register_core_configs()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

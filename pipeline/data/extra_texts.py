@@ -10,22 +10,31 @@ classifier is evaluated on: SST was built from MR's sentences (re-tokenised: ``i
 ``it 's``, ``(`` -> ``-lrb-``, MR's two-sentence snippets split in two), so texts are
 compared as word sequences (:func:`words`). Test texts are not held out when the run is
 transductive (``data.as_corpus=[train,test]``): it trains on them anyway.
+
+Finding the held-out texts in IMDb's 50,000 reviews takes about 12 s, so which documents an
+entry drops is cached by content (:func:`dropped_indices`, in ``$SEQPIPE_CACHE/held_out``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.sources import data_presets
+from pipeline.data.sources import data_presets, seqpipe_cache
 from pipeline.errors import ConfigError, DataError, did_you_mean
 
 #: A held-out text this many words or longer is also found inside a longer extra document
 #: (SST split MR's snippets into sentences); a shorter one only when it is the whole document
 #: (``what 's next`` is in many reviews without being that sentence).
 MIN_CONTAINED_WORDS = 4
+#: Part of the key of the cached filter results: bump it when :func:`words` or the search change.
+FILTER_VERSION = "1"
 
 _BRACKETS = re.compile(r"-[lr][rsc]b-")  # PTB's -lrb- -rrb- -lsb- -rsb- -lcb- -rcb-
 _NOT = re.compile(r"(\w)n't\b")  # don't -> do n't (PTB tokenisation, as SST's)
@@ -72,6 +81,10 @@ class HeldOut:
         for text in held:
             if len(text) >= MIN_CONTAINED_WORDS:
                 self.by_start.setdefault(text[:MIN_CONTAINED_WORDS], []).append(text)
+        digest = hashlib.sha256(f"{FILTER_VERSION}|{MIN_CONTAINED_WORDS}".encode())
+        for text in sorted(self.whole):
+            digest.update(("\x1f".join(text) + "\0").encode("utf-8", "replace"))
+        self.digest = digest.hexdigest()
 
     def found_in(self, text: str) -> bool:
         """Whether ``text`` is a held-out text, or holds one of at least
@@ -101,12 +114,46 @@ def load_extra(config: Any, seed: int, held_out: HeldOut, key: str = "corpus_ext
     extra = ExtraTexts()
     for entry in entries(getattr(config, key)):
         texts = _read_entry(entry, config, seed, key)
-        kept = [text for text in texts if not held_out.found_in(text)]
+        dropped = set(dropped_indices(texts, held_out))
+        kept = [text for i, text in enumerate(texts) if i not in dropped]
         extra.texts += kept
         extra.sources.append(
             {"name": entry, "documents": len(kept), "dropped": len(texts) - len(kept)}
         )
     return extra
+
+
+def dropped_indices(texts: list[str], held_out: HeldOut) -> list[int]:
+    """The positions of the ``texts`` that hold a held-out text, read from the cache when
+    these texts were searched for these held-out texts before; an unwritable or damaged
+    cache is searched again."""
+    digest = hashlib.sha256(held_out.digest.encode())
+    for text in texts:
+        digest.update(text.encode("utf-8", "replace") + b"\0")
+    path = seqpipe_cache("held_out") / f"{digest.hexdigest()[:40]}.json"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))["dropped"]
+        if all(isinstance(i, int) and 0 <= i < len(texts) for i in cached):
+            return cached
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    dropped = [i for i, text in enumerate(texts) if held_out.found_in(text)]
+    _write_json(path, {"texts": len(texts), "dropped": dropped})
+    return dropped
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write to a temporary file, then rename; an unwritable cache caches nothing."""
+    name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(value, handle)
+        os.replace(name, path)
+    except OSError:
+        if name is not None:
+            Path(name).unlink(missing_ok=True)
 
 
 def _read_entry(entry: str, config: Any, seed: int, key: str) -> list[str]:

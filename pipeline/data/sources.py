@@ -14,6 +14,7 @@ from pipeline.errors import DataError, PipelineError
 
 SPLITS = ("train", "validation", "test")
 DATA_DIR_ENV = "PIPELINE_DATA_DIR"
+CACHE_ENV = "SEQPIPE_CACHE"
 #: The data presets, ``conf/data/<name>.yaml``; a preset's ``type:`` line says its kind
 #: (``corpus``, ``tagged``, ``generated``); labelled data sets have none.
 CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
@@ -61,6 +62,13 @@ def data_root(config: Any, layout: Callable[[Path], str], fallback: str) -> Path
             + fallback.format(origin=origin)
         )
     return root
+
+
+def seqpipe_cache(kind: str) -> Path:
+    """This project's own cache folder for ``kind`` (``vectors``, ``held_out``):
+    ``$SEQPIPE_CACHE/<kind>``, else ``~/.cache/seqpipe/<kind>``."""
+    base = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "seqpipe"
+    return Path(base) / kind
 
 
 def datasets_cache(config: Any) -> str | None:

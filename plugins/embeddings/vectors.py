@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from pipeline.data.fingerprint import files_digest
+from pipeline.data.sources import seqpipe_cache
 from pipeline.errors import ConfigError, DataError
 
 #: (binary, no_header) of each ``embedding.format`` gensim reads.
@@ -73,8 +74,7 @@ def cache_root(cache_dir: str) -> Path:
     """``embedding.cache_dir``, else ``$SEQPIPE_CACHE/vectors``, else ~/.cache/seqpipe/vectors."""
     if cache_dir:
         return Path(os.path.expandvars(cache_dir)).expanduser()
-    base = os.environ.get("SEQPIPE_CACHE") or Path.home() / ".cache" / "seqpipe"
-    return Path(base) / "vectors"
+    return seqpipe_cache("vectors")
 
 
 def detect_format(path: Path) -> str:
