@@ -145,6 +145,12 @@ class DataConfig:
         400,
         min=1,
     )
+    truncation_side: str = describe(
+        "which end of a text longer than max_length is cut: right keeps its first tokens, "
+        "left its last ones (a review's verdict is at its end: data=imdb)",
+        "right",
+        choices=["right", "left"],
+    )
     max_train_samples: int | None = describe(
         "subsample train to this many examples (seeded) for quick runs", None, min=1
     )

@@ -1,10 +1,11 @@
 """Stage: fit the tokenizer on the train split, then tokenize every split once (cached).
 
 ``tokenize`` runs ``Dataset.map(batched=True)`` with an explicit ``new_fingerprint`` made
-of the input split's fingerprint, the tokenizer's fingerprint, ``max_length`` and
-``TOKENIZE_VERSION``. For a data set backed by cache files (``load_dataset``), a second
-identical run finds ``cache-<fingerprint>.arrow`` beside them and tokenizes nothing.
-In-memory data sets (``Dataset.from_dict``) work the same way but are never cached.
+of the input split's fingerprint, the tokenizer's fingerprint, ``max_length`` (and the
+truncation side, when it is ``left``) and ``TOKENIZE_VERSION``. For a data set backed by
+cache files (``load_dataset``), a second identical run finds ``cache-<fingerprint>.arrow``
+beside them and tokenizes nothing. In-memory data sets (``Dataset.from_dict``) work the
+same way but are never cached.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,16 @@ TOKENIZE_VERSION = "1"
 #: Written by every tokenizer's ``save``: ``{"name": <registry name>, <config fields>...}``.
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 TEXT_COLUMN = "text"
+#: Which end of a text longer than ``max_length`` is cut (as Hugging Face's
+#: ``truncation_side``): ``right`` keeps its first tokens, ``left`` its last ones.
+TRUNCATION_SIDES = ("right", "left")
+
+
+def truncate(ids: Sequence[Any], max_length: int | None, side: str = "right") -> Sequence[Any]:
+    """``ids`` cut to ``max_length`` items on ``side`` (None: all of them)."""
+    if max_length is None or len(ids) <= max_length:
+        return ids
+    return ids[len(ids) - max_length :] if side == "left" else ids[:max_length]
 
 
 @dataclass
@@ -182,12 +193,16 @@ class _Counter:
 
 
 def cache_fingerprint(
-    dataset_fingerprint: str, tokenizer: Tokenizer, max_length: int | None
+    dataset_fingerprint: str,
+    tokenizer: Tokenizer,
+    max_length: int | None,
+    truncation_side: str = "right",
 ) -> str:
     """The ``new_fingerprint`` of a tokenized split (64 hex chars at most, as datasets wants)."""
-    key = "|".join(
-        [TOKENIZE_VERSION, dataset_fingerprint, tokenizer.fingerprint(), str(max_length)]
-    )
+    parts = [TOKENIZE_VERSION, dataset_fingerprint, tokenizer.fingerprint(), str(max_length)]
+    if truncation_side != "right":  # the right side's keys stay what they always were
+        parts.append(truncation_side)
+    key = "|".join(parts)
     return "tokenize-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
@@ -202,7 +217,12 @@ def _output_features(features: Any) -> Any:
 
 
 def _tokenize_split(
-    name: str, ds: Dataset, tokenizer: Tokenizer, max_length: int | None, batch_size: int
+    name: str,
+    ds: Dataset,
+    tokenizer: Tokenizer,
+    max_length: int | None,
+    truncation_side: str,
+    batch_size: int,
 ) -> tuple[Dataset, int]:
     import datasets
 
@@ -217,9 +237,7 @@ def _tokenize_split(
     def encode(batch: dict[str, list]) -> dict[str, list]:
         texts = ["" if t is None else t for t in batch[TEXT_COLUMN]]
         counter.rows += len(texts)
-        ids = tokenizer.encode_batch(texts)
-        if max_length is not None:
-            ids = [row[:max_length] for row in ids]
+        ids = [truncate(row, max_length, truncation_side) for row in tokenizer.encode_batch(texts)]
         return {"input_ids": ids, "length": [len(row) for row in ids]}
 
     fingerprint = getattr(ds, "_fingerprint", None)
@@ -230,7 +248,9 @@ def _tokenize_split(
         remove_columns=[TEXT_COLUMN],
         features=features,
         new_fingerprint=(
-            cache_fingerprint(fingerprint, tokenizer, max_length) if fingerprint else None
+            cache_fingerprint(fingerprint, tokenizer, max_length, truncation_side)
+            if fingerprint
+            else None
         ),
         desc=f"Tokenizing {name}",
     )
@@ -242,9 +262,11 @@ def tokenize(
     tokenizer: Tokenizer,
     max_length: int | None,
     *,
+    truncation_side: str = "right",
     batch_size: int = 1000,
 ) -> TokenizedData:
-    """Add ``input_ids`` (the first ``max_length`` ids) and ``length``; drop ``text``.
+    """Add ``input_ids`` (at most ``max_length`` ids: the first ones, or the last ones with
+    ``truncation_side="left"``) and ``length``; drop ``text``.
 
     Other columns (``label``) are kept. ``max_length=None`` keeps every token.
     """
@@ -252,12 +274,19 @@ def tokenize(
 
     if max_length is not None and (isinstance(max_length, bool) or max_length < 1):
         raise ConfigError(f"max_length={max_length!r} is too small: it must be >= 1.")
+    if truncation_side not in TRUNCATION_SIDES:
+        raise ConfigError(
+            f"data.truncation_side={truncation_side!r}: use right (keep each text's first "
+            "max_length tokens) or left (keep its last ones)."
+        )
     start = time.perf_counter()
     out: dict[str, Any] = {}
     from_cache: dict[str, bool] = {}
     total = 0
     for name, ds in splits.items():
-        out[name], rows = _tokenize_split(name, ds, tokenizer, max_length, batch_size)
+        out[name], rows = _tokenize_split(
+            name, ds, tokenizer, max_length, truncation_side, batch_size
+        )
         from_cache[name] = rows == 0 and len(ds) > 0
         total += rows
     return TokenizedData(

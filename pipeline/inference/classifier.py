@@ -48,6 +48,13 @@ class TrainedClassifier:
     config: dict[str, Any]  # the resolved training config
     run_id: str | None = None  # the MLflow run the model came from, if known
     max_length: int | None = None  # training's data.max_length: texts are cut like in training
+    truncation_side: str = "right"  # and on the same side (data.truncation_side)
+
+    def truncate(self, items: Sequence[Any]) -> Sequence[Any]:
+        """A text's ids (or tokens) cut as training cut them."""
+        from pipeline.data.tokenize import truncate
+
+        return truncate(items, self.max_length, self.truncation_side)
 
     @property
     def probability_columns(self) -> list[str]:
@@ -55,12 +62,10 @@ class TrainedClassifier:
         return [f"{PROBABILITY_PREFIX}{label}" for label in self.labels]
 
     def encode(self, texts: Sequence[str]) -> Any:
-        """Token ids of ``texts`` as an ``EncodedSplit`` (truncated to ``max_length``)."""
+        """Token ids of ``texts`` as an ``EncodedSplit`` (truncated as in training)."""
         from pipeline.data.batching import EncodedSplit
 
-        rows = self.tokenizer.encode_batch(list(texts))
-        if self.max_length is not None:
-            rows = [row[: self.max_length] for row in rows]
+        rows = [self.truncate(row) for row in self.tokenizer.encode_batch(list(texts))]
         lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -225,7 +230,8 @@ def classifier_from_checkpoint(
         OmegaConf.create(config), tokenizer.vocab_size, tokenizer.pad_id, len(labels)
     )
     load_weights(model, saved.model, path, folder)
-    max_length = (config.get("data") or {}).get("max_length")
+    data = config.get("data") or {}
+    max_length = data.get("max_length")
     return TrainedClassifier(
         model=model.eval(),
         tokenizer=tokenizer,
@@ -233,6 +239,7 @@ def classifier_from_checkpoint(
         config=config,
         run_id=saved.mlflow_run_id,
         max_length=int(max_length) if max_length else None,
+        truncation_side=str(data.get("truncation_side") or "right"),
     )
 
 

@@ -152,7 +152,7 @@ def _classifier(path: Path, tokenizer_dir: Any, text: str) -> tuple[Any, list[st
 
     trained = classifier_from_checkpoint(path, tokenizer_dir)
     ids = trained.tokenizer.encode_batch([text])[0]
-    tokens = token_strings(trained.tokenizer, text, ids)[: trained.max_length or len(ids)]
+    tokens = list(trained.truncate(token_strings(trained.tokenizer, text, ids)))
     return trained.model.encoder, tokens, lambda: trained.predict_proba([text])
 
 

@@ -40,9 +40,10 @@ NOT_HYPERPARAMETERS = frozenset(
         "task.sample_tokens",
     }
 )
-#: The data keys that change which rows (and how much of each) the model sees.
+#: The data keys that change which rows (and how much, which part of each) the model sees.
 DATA_KNOBS = (
     "max_length",
+    "truncation_side",
     "max_train_samples",
     "max_eval_samples",
     "max_train_lines",

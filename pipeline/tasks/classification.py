@@ -100,7 +100,12 @@ class ClassificationTask:
             ctx.cfg.tokenizer, data.splits["train"], ctx.resumed, ctx.checkpoint_dir, ctx.init_from
         )
         self.data_fingerprint["tokenizer"] = fingerprint.tokenizer_identity(self.tokenizer)
-        tokenized = tokenize(data.splits, self.tokenizer, self.data_cfg.max_length)
+        tokenized = tokenize(
+            data.splits,
+            self.tokenizer,
+            self.data_cfg.max_length,
+            truncation_side=self.data_cfg.truncation_side,
+        )
         done = (
             "all splits from cache"
             if tokenized.rows_tokenized == 0

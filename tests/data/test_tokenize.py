@@ -13,6 +13,7 @@ from pipeline.data.tokenize import (
     fit_tokenizer,
     load_tokenizer,
     tokenize,
+    truncate,
 )
 from pipeline.errors import ConfigError, DataError
 from plugins.tokenizers.basic_english import BasicEnglishConfig, BasicEnglishTokenizer
@@ -136,6 +137,17 @@ def test_tokenize_columns_truncation_and_empty_rows(name: str) -> None:
     longer = tokenize(splits, tok, max_length=None)
     assert longer.splits["train"]["input_ids"] == full
 
+    tail = tokenize(splits, tok, max_length=4, truncation_side="left").splits["train"]
+    assert tail["input_ids"] == [ids[-4:] for ids in full]  # the last max_length tokens
+    assert tail["input_ids"] != train["input_ids"]  # some text is longer than 4 tokens
+
+
+def test_truncate_keeps_the_first_or_the_last_items() -> None:
+    assert truncate([1, 2, 3, 4, 5], 3) == [1, 2, 3]
+    assert truncate([1, 2, 3, 4, 5], 3, "left") == [3, 4, 5]
+    assert truncate(["a", "b"], 3, "left") == ["a", "b"]
+    assert truncate([1, 2, 3], None, "left") == [1, 2, 3]
+
 
 def test_tokenize_text_only_and_empty_splits() -> None:
     import datasets
@@ -161,6 +173,8 @@ def test_tokenize_bad_input() -> None:
     tok = fit_tokenizer({"name": "basic_english"}, TRAIN)
     with pytest.raises(ConfigError, match="max_length"):
         tokenize(in_memory(), tok, max_length=0)
+    with pytest.raises(ConfigError, match="truncation_side='middle'"):
+        tokenize(in_memory(), tok, max_length=4, truncation_side="middle")
     no_text = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"sentence": ["a"]})})
     with pytest.raises(DataError, match="text"):
         tokenize(no_text, tok, max_length=8)
@@ -185,8 +199,11 @@ def test_second_identical_run_comes_from_the_cache(tmp_path: Path) -> None:
     for split in ("train", "test"):
         assert second.splits[split].to_dict() == first.splits[split].to_dict()
 
-    # What changes the output re-tokenizes: max_length, the vocab.
+    # What changes the output re-tokenizes: max_length, the side cut, the vocab.
     assert tokenize(splits, second_tok, max_length=6).rows_tokenized == len(TRAIN) + 3
+    left = tokenize(splits, second_tok, max_length=5, truncation_side="left")
+    assert left.rows_tokenized == len(TRAIN) + 3
+    assert left.splits["train"]["input_ids"] != first.splits["train"]["input_ids"]
     other_tok = fit_tokenizer({**node, "vocab_size": 10}, splits["train"])
     assert tokenize(splits, other_tok, max_length=5).rows_tokenized == len(TRAIN) + 3
     # ... and each of those is cached in turn.
