@@ -37,6 +37,13 @@ class LearnedEmbeddingConfig(ComponentConfig):
         "random",
         choices=["random", "word2vec"],
     )
+    init_scale: str = describe(
+        "init=word2vec: the vectors' scale: vectors (as trained: std ~0.23) | table (all "
+        "scaled by one factor to the random table's std, 1; suggested by encoder=transformer, "
+        "whose positions would drown smaller words)",
+        "vectors",
+        choices=["vectors", "table"],
+    )
 
     @property
     def uses_vocabulary(self) -> bool:

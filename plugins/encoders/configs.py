@@ -136,11 +136,14 @@ class TransformerConfig(ComponentConfig):
 
     def suggested_settings(self) -> dict[str, object]:
         """Self-attention trains on small data with a smaller peak lr than an RNN and a
-        warmup (Vaswani et al. 2017; Xiong et al. 2020 for pre-norm): applied unless set."""
+        warmup (Vaswani et al. 2017; Xiong et al. 2020 for pre-norm); word vectors at the
+        scale of a random table, not drowned by the positions (``embedding.init_scale``,
+        only where the embedding has it): applied unless set."""
         return {
             "optimizer.lr": 1e-3,
             "optimizer.schedule": "linear_warmup",
             "optimizer.warmup_ratio": 0.1,
+            "embedding.init_scale": "table",
         }
 
     def __post_init__(self) -> None:

@@ -24,10 +24,19 @@ def test_transformer_suggests_its_own_lr_and_warmup():
         "optimizer.lr",
         "optimizer.schedule",
         "optimizer.warmup_ratio",
+        "embedding.init_scale",
     }
     assert cfg.optimizer.lr == 1e-3
     assert cfg.optimizer.schedule == "linear_warmup"
+    assert cfg.embedding.init_scale == "table"
     assert all(s.source == "encoder=transformer" for s in applied)
+
+
+def test_a_suggested_key_the_chosen_embedding_lacks_is_skipped():
+    cfg = compose_with("encoder=transformer", "embedding=char_cnn")
+    applied = apply_suggestions(cfg, suggestions_of(cfg), given={"encoder", "embedding"})
+    assert "embedding.init_scale" not in {s.key for s in applied}
+    assert "init_scale" not in cfg.embedding
 
 
 def test_recurrent_encoders_suggest_nothing():

@@ -36,9 +36,11 @@ def related_file(path: Path, lines: int = 300, extra: list[str] | None = None) -
     return path
 
 
-def built(init: str, tmp_path: Path, related: list[str] | None = None) -> LearnedEmbedding:
+def built(
+    init: str, tmp_path: Path, related: list[str] | None = None, init_scale: str = "vectors"
+) -> LearnedEmbedding:
     torch.manual_seed(0)
-    config = LearnedEmbeddingConfig(name="learned", dim=6, init=init)
+    config = LearnedEmbeddingConfig(name="learned", dim=6, init=init, init_scale=init_scale)
     words = vocabulary(tmp_path, texts=["the film was great", "a plot and the film"])
     words.related_texts = (lambda: list(related)) if related is not None else None
     return LearnedEmbedding(config, len(TOKENS), 0, vocabulary=words)
@@ -48,6 +50,7 @@ def test_word2vec_init_copies_the_trained_vectors_into_the_table(tmp_path, monke
     monkeypatch.setenv("SEQPIPE_CACHE", str(tmp_path / "cache"))
     related = related_file(tmp_path / "related.txt").read_text().splitlines()
     table = built("word2vec", tmp_path, related).table.weight.detach()
+    scaled = built("word2vec", tmp_path, related, init_scale="table").table.weight.detach()
     plain = built("random", tmp_path).table.weight.detach()
     out = capsys.readouterr().out
     assert "word2vec: trained" in out and "embedding: 4 of 6 words" in out
@@ -59,6 +62,12 @@ def test_word2vec_init_copies_the_trained_vectors_into_the_table(tmp_path, monke
     assert torch.equal(table[found], aligned.vectors[found])  # rows: the trained vectors
     assert torch.equal(table[~found][1:], plain[~found][1:])  # the others: their random init
     assert not table[0].any()  # padding
+    # init_scale=table: the same vectors, all scaled by one factor to the random table's std
+    scale = float(plain.std()) / float(aligned.vectors[found].std())
+    assert abs(scale - 1) > 0.5  # word2vec's own scale is not the table's: scaling matters
+    torch.testing.assert_close(scaled[found], aligned.vectors[found] * scale)
+    assert torch.equal(scaled[~found], table[~found])
+    assert f"word2vec rows scaled x{scale:.2f}" in out
 
 
 def test_random_init_is_todays_table_bit_for_bit(tmp_path):
