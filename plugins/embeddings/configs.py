@@ -38,9 +38,9 @@ class LearnedEmbeddingConfig(ComponentConfig):
         choices=["random", "word2vec"],
     )
     init_scale: str = describe(
-        "init=word2vec: the vectors' scale: vectors (as trained: std ~0.23) | table (all "
+        "init=word2vec: the vectors' scale: vectors (as trained: std ~0.6) | table (all "
         "scaled by one factor to the random table's std, 1; suggested by encoder=transformer, "
-        "whose positions would drown smaller words)",
+        "whose positions are otherwise as large as the words)",
         "vectors",
         choices=["vectors", "table"],
     )

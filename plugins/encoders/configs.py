@@ -137,7 +137,7 @@ class TransformerConfig(ComponentConfig):
     def suggested_settings(self) -> dict[str, object]:
         """Self-attention trains on small data with a smaller peak lr than an RNN and a
         warmup (Vaswani et al. 2017; Xiong et al. 2020 for pre-norm); word vectors at the
-        scale of a random table, not drowned by the positions (``embedding.init_scale``,
+        scale of a random table, above that of the positions (``embedding.init_scale``,
         only where the embedding has it): applied unless set."""
         return {
             "optimizer.lr": 1e-3,
