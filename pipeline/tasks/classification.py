@@ -104,7 +104,8 @@ class ClassificationTask:
             data.splits,
             self.tokenizer,
             self.data_cfg.max_length,
-            truncation_side=self.data_cfg.truncation_side,
+            # generated data (data=long_lag) has no such key: its texts are never cut
+            truncation_side=getattr(self.data_cfg, "truncation_side", "right"),
         )
         done = (
             "all splits from cache"
