@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.sources import data_presets, seqpipe_cache
+from pipeline.data.sources import data_presets, seqpipe_cache, write_cache_file
 from pipeline.errors import ConfigError, DataError, did_you_mean
 
 #: A held-out text this many words or longer is also found inside a longer extra document
@@ -138,22 +136,9 @@ def dropped_indices(texts: list[str], held_out: HeldOut) -> list[int]:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     dropped = [i for i, text in enumerate(texts) if held_out.found_in(text)]
-    _write_json(path, {"texts": len(texts), "dropped": dropped})
+    entry = {"texts": len(texts), "dropped": dropped}
+    write_cache_file(path, lambda out: json.dump(entry, out), binary=False)
     return dropped
-
-
-def _write_json(path: Path, value: Any) -> None:
-    """Write to a temporary file, then rename; an unwritable cache caches nothing."""
-    name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle)
-        os.replace(name, path)
-    except OSError:
-        if name is not None:
-            Path(name).unlink(missing_ok=True)
 
 
 def _read_entry(entry: str, config: Any, seed: int, key: str) -> list[str]:

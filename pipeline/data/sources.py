@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pipeline.errors import DataError, PipelineError
 
@@ -69,6 +70,21 @@ def seqpipe_cache(kind: str) -> Path:
     ``$SEQPIPE_CACHE/<kind>``, else ``~/.cache/seqpipe/<kind>``."""
     base = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "seqpipe"
     return Path(base) / kind
+
+
+def write_cache_file(path: Path, write: Callable[[IO[Any]], None], binary: bool = True) -> None:
+    """A cache entry written through a temporary file renamed into place, so a reader never
+    sees half of one; an unwritable cache caches nothing (the temporary file is removed)."""
+    name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
+            write(out)
+        os.replace(name, path)
+    except OSError:
+        if name is not None:
+            Path(name).unlink(missing_ok=True)
 
 
 def datasets_cache(config: Any) -> str | None:

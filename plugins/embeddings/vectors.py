@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from torch import Tensor
 
 from pipeline.data.fingerprint import files_digest
-from pipeline.data.sources import seqpipe_cache
+from pipeline.data.sources import seqpipe_cache, write_cache_file
 from pipeline.errors import ConfigError, DataError
 
 #: (binary, no_header) of each ``embedding.format`` gensim reads.
@@ -171,16 +170,6 @@ def aligned_vectors(path_text: str, fmt: str, tokens: list[str], cache_dir: str)
 
 
 def _store(target: Path, aligned: Aligned) -> None:
-    """Write to a temporary file, then rename; an unwritable cache caches nothing."""
-    tmp: Path | None = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".aligned-", suffix=".pt", dir=target.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as handle:
-            saved = {"vectors": aligned.vectors, "found": aligned.found, "std": aligned.std}
-            torch.save(saved, handle)
-        os.replace(tmp, target)
-    except OSError:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+    """The aligned rows, written as a cache entry (an unwritable cache caches nothing)."""
+    saved = {"vectors": aligned.vectors, "found": aligned.found, "std": aligned.std}
+    write_cache_file(target, lambda out: torch.save(saved, out))
