@@ -56,16 +56,22 @@ def apply_suggestions(
     given = command_line_keys() if given is None else given
     applied = []
     for suggestion in suggestions:
-        key = suggestion.key
-        if key in given:
-            continue
-        current = OmegaConf.select(cfg, key, default=NO_DEFAULT)
-        if current is NO_DEFAULT or current != schema_default(key, cfg):
+        if not would_apply(cfg, suggestion, given):
             continue
         with open_dict(cfg):
-            OmegaConf.update(cfg, key, suggestion.value, merge=False)
+            OmegaConf.update(cfg, suggestion.key, suggestion.value, merge=False)
         applied.append(suggestion)
     return applied
+
+
+def would_apply(cfg: DictConfig, suggestion: Suggestion, given: set[str] | None = None) -> bool:
+    """Whether ``apply_suggestions`` would set ``suggestion``: its key is not on the command
+    line (``given``) and still holds its default."""
+    given = command_line_keys() if given is None else given
+    if suggestion.key in given:
+        return False
+    current = OmegaConf.select(cfg, suggestion.key, default=NO_DEFAULT)
+    return current is not NO_DEFAULT and current == schema_default(suggestion.key, cfg)
 
 
 def apply_data_suggestions(ctx: Any, task: Any) -> list[Suggestion]:

@@ -228,6 +228,12 @@ class DataConfig:
         "of this data set is dropped",
         [],
     )
+    related_words: bool = describe(
+        "with related_texts and their word vectors: the vocabulary also takes the related "
+        "texts' words (up to tokenizer.vocab_size), so a word never seen in training starts "
+        "from its vector instead of being <unk>",
+        True,
+    )
 
 
 @dataclass

@@ -44,6 +44,7 @@ NOT_HYPERPARAMETERS = frozenset(
 DATA_KNOBS = (
     "max_length",
     "truncation_side",
+    "related_words",
     "max_train_samples",
     "max_eval_samples",
     "max_train_lines",

@@ -21,7 +21,12 @@ from pipeline.data.batching import EncodedSplit, EpochOrders, iterate_batches
 from pipeline.data.placement import keep_on_device
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.tasks.classification_eval import Evaluation, evaluate
-from pipeline.tasks.related import related_texts_reader, word2vec_suggestion
+from pipeline.tasks.related import (
+    add_related_words,
+    related_texts_reader,
+    takes_related_words,
+    word2vec_suggestion,
+)
 from pipeline.training.context import RunContext
 
 SPLIT_PREFIX = {"validation": "val", "test": "test"}
@@ -99,6 +104,9 @@ class ClassificationTask:
         self.tokenizer = fingerprint.tokenizer_for(
             ctx.cfg.tokenizer, data.splits["train"], ctx.resumed, ctx.checkpoint_dir, ctx.init_from
         )
+        self._related = related_texts_reader(self.data_cfg, data.splits, ctx.seed, ctx.tracker)
+        if takes_related_words(ctx, self.data_cfg, self.tokenizer):
+            self._related = add_related_words(self.tokenizer, self._related)
         self.data_fingerprint["tokenizer"] = fingerprint.tokenizer_identity(self.tokenizer)
         tokenized = tokenize(
             data.splits,
@@ -153,13 +161,15 @@ class ClassificationTask:
     def build_model(self, ctx: RunContext) -> nn.Module:
         from pipeline.model.assembly import build_model
 
-        return build_model(
+        model = build_model(
             ctx.cfg,
             self.tokenizer.vocab_size,
             self.tokenizer.pad_id,
             len(self.labels),
             vocabulary=self._vocabulary(ctx),
         )
+        self._related = None  # the related texts (kept if read for the vocabulary) are used
+        return model
 
     def _vocabulary(self, ctx: RunContext) -> Any:
         """What an embedding that reads word vectors needs: the vocabulary, the train texts."""
@@ -192,7 +202,7 @@ class ClassificationTask:
             seed=ctx.seed,
             out_dir=ctx.out_dir,
             tracker=ctx.tracker,
-            related_texts=related_texts_reader(self.data_cfg, self.texts, ctx.seed, ctx.tracker),
+            related_texts=getattr(self, "_related", None),
         )
 
     def train_batches(self, epoch: int, start: int) -> EpochBatches:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,28 @@ class WordTokenizer:
         # raw text: a review containing the literal "<pad>" would get the pad id. Rebuild
         # the model from the learned vocab alone so that only padding is ever id 0.
         self._finish(tok.get_vocab(), tok.pre_tokenizer)
+
+    def extend(self, texts: Iterable[str]) -> int:
+        """Add the words of ``texts`` that the fitted vocabulary lacks, after its own words
+        (which keep their ids), until it holds ``vocab_size`` entries; return how many.
+        They are counted and chosen as ``fit`` chooses (normalized and split alike;
+        ``min_freq``; count descending, ties by the word). For words that have vectors
+        from other text (``data.related_words``): a word never seen in training keeps a
+        meaning instead of becoming ``<unk>``."""
+        vocab, size = dict(self._fitted().get_vocab()), self.config.vocab_size
+        if size <= len(vocab):
+            return 0
+        other = WordTokenizer(replace(self.config, vocab_size=size))
+        other.fit(texts)
+        added = 0
+        for word in other.vocab()[len(self.specials) :]:
+            if len(vocab) >= size:
+                break
+            if word not in vocab:
+                vocab[word] = len(vocab)
+                added += 1
+        self._finish(vocab, self._tok.pre_tokenizer)
+        return added
 
     def _finish(self, vocab: dict[str, int], pre_tokenizer: Any) -> None:
         """The fitted tokenizer over ``vocab`` (specials first, ids without gaps)."""

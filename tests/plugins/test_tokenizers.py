@@ -234,3 +234,22 @@ def test_word_config_defaults() -> None:
     assert (config.vocab_size, config.min_freq, config.lowercase) == (30000, 2, True)
     basic = BasicEnglishConfig()
     assert (basic.vocab_size, basic.min_freq) == (30000, 1)
+
+
+def test_word_extend_adds_the_missing_words_after_its_own(tmp_path: Path) -> None:
+    tok = make("word", min_freq=2, vocab_size=8)
+    tok.fit(["the film the film was"])  # <pad> <unk> film the (was: once)
+    before = tok.vocab()
+    ids = tok.encode("the film was superb")
+    added = tok.extend(["superb superb superb was was the", "ok ok rare"])
+    # train's words keep their ids; then the others by count (superb 3, ok 2, was 2; ties by
+    # the word), once each, min_freq kept (rare: once), up to vocab_size (8: all fit here)
+    assert added == 3 and tok.vocab() == [*before, "superb", "ok", "was"]
+    assert tok.encode("the film was superb") == [*ids[:2], 6, 4]
+    assert ids[2:] == [1, 1]  # were <unk>
+    tok.save(tmp_path)
+    assert WordTokenizer.load(tmp_path).encode("superb ok") == [4, 5]  # saved extended
+    capped = make("word", min_freq=1, vocab_size=5)
+    capped.fit(["a b"])  # <pad> <unk> a b
+    assert capped.extend(["c c d e"]) == 1 and capped.vocab()[-1] == "c"  # up to vocab_size
+    assert capped.extend(["z"]) == 0  # full

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from pipeline.errors import ConfigError, DataError
 from pipeline.inference.classifier import classifier_from_checkpoint
 from pipeline.run.runner import run
-from pipeline.tasks.related import word2vec_suggestion
+from pipeline.tasks.related import takes_related_words, word2vec_suggestion
 from plugins.embeddings.configs import LearnedEmbeddingConfig
 from plugins.embeddings.learned import LearnedEmbedding
 from plugins.embeddings.vectors import aligned_vectors
@@ -111,6 +111,25 @@ def test_related_texts_suggest_word2vec_and_the_model_reloads(in_tmp, monkeypatc
     assert list(classifier.predict(["great superb"])["label"])[0] in ("neg", "pos")
 
 
+def test_related_words_join_the_vocabulary_from_their_vectors(in_tmp, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setenv("SEQPIPE_CACHE", str(in_tmp / "cache"))
+    _, result = word2vec_run(in_tmp)
+    out = capsys.readouterr().out
+    assert "vocabulary: " in out and " words of the related texts" in out
+    classifier = classifier_from_checkpoint(result.best_checkpoint)
+    tokens = classifier.tokenizer.vocab()
+    paris = tokens.index("paris")  # only in the related texts: a word of its own, not <unk>
+    assert classifier.tokenizer.encode_batch(["paris"]) == [[paris]]
+    vec = next((in_tmp / "cache" / "vectors").glob("word2vec-*.vec"))
+    aligned = aligned_vectors(str(vec), "word2vec", tokens, str(in_tmp / "x"))
+    row = classifier.model.embedding.table.weight[paris].detach()
+    # never in a training text: its row is still its vector (weight decay only shrinks it)
+    assert torch.cosine_similarity(row, aligned.vectors[paris], dim=0) > 0.9999
+    (in_tmp / "off").mkdir()
+    _, off = word2vec_run(in_tmp / "off", "data.related_words=false")
+    assert "paris" not in classifier_from_checkpoint(off.best_checkpoint).tokenizer.vocab()
+
+
 def test_the_users_embedding_init_random_wins(in_tmp, monkeypatch, capsys):  # noqa: F811
     monkeypatch.setenv("SEQPIPE_CACHE", str(in_tmp / "cache"))
     given = {"embedding.init"}  # as Hydra reports `embedding.init=random` on the command line
@@ -118,6 +137,7 @@ def test_the_users_embedding_init_random_wins(in_tmp, monkeypatch, capsys):  # n
     _, result = word2vec_run(in_tmp, "embedding.init=random")
     out = capsys.readouterr().out
     assert "embedding.init=word2vec" not in out and "word2vec:" not in out
+    assert "words of the related texts" not in out  # no vectors: no related words either
     assert OmegaConf.load(result.output_dir / "config.yaml").embedding.init == "random"
     assert not (in_tmp / "cache").exists()
 
@@ -133,6 +153,27 @@ def test_only_the_learned_embedding_of_a_fresh_model_is_suggested_word2vec():
     assert word2vec_suggestion(ctx, data, tokenizer) == []
     ctx.cfg.embedding.name, ctx.init_from = "learned", object()  # a language model's weights
     assert word2vec_suggestion(ctx, data, tokenizer) == []
+
+
+def test_related_words_only_where_the_vectors_start_the_table(monkeypatch):
+    monkeypatch.setattr("pipeline.config.suggestions.command_line_keys", lambda: set())
+    data = SimpleNamespace(name="trec", related_texts=["imdb"], related_words=True)
+    cfg = composed("task=topic")
+    ctx = SimpleNamespace(cfg=cfg, init_from=None, resumed=None)
+    tokenizer = SimpleNamespace(vocab=lambda: [], extend=lambda texts: 0)
+    assert takes_related_words(ctx, data, tokenizer)  # init=word2vec will be suggested
+    assert not takes_related_words(
+        ctx, SimpleNamespace(**{**vars(data), "related_words": False}), tokenizer
+    )
+    assert not takes_related_words(ctx, data, SimpleNamespace(vocab=lambda: []))  # no extend
+    assert not takes_related_words(
+        SimpleNamespace(**{**vars(ctx), "resumed": object()}), data, tokenizer
+    )
+    cfg.embedding.init = "random"
+    monkeypatch.setattr("pipeline.config.suggestions.command_line_keys", lambda: {"embedding.init"})
+    assert not takes_related_words(ctx, data, tokenizer)  # the user's random init: no vectors
+    cfg.embedding.init = "word2vec"  # given: vectors, so their words too
+    assert takes_related_words(ctx, data, tokenizer)
 
 
 @pytest.mark.parametrize(
