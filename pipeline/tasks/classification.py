@@ -168,7 +168,7 @@ class ClassificationTask:
             len(self.labels),
             vocabulary=self._vocabulary(ctx),
         )
-        self._related = None  # the related texts (kept if read for the vocabulary) are used
+        self._related = None  # built: free the related texts kept from the vocabulary step
         return model
 
     def _vocabulary(self, ctx: RunContext) -> Any:
