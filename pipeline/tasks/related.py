@@ -40,8 +40,8 @@ def takes_related_words(ctx: Any, data_cfg: Any, tokenizer: Any) -> bool:
     suggested = word2vec_suggestion(ctx, data_cfg, tokenizer)
     if not suggested:
         return False
-    given = str(ctx.cfg.embedding.get("init", "")) == "word2vec"
-    return given or would_apply(ctx.cfg, suggested[0])
+    chosen = str(ctx.cfg.embedding.get("init", "")) == "word2vec"  # by the user or a preset
+    return chosen or would_apply(ctx.cfg, suggested[0])
 
 
 def add_related_words(tokenizer: Any, read: Callable[[], list[str]]) -> Callable[[], list[str]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ class WordTokenizer:
         vocab, size = dict(self._fitted().get_vocab()), self.config.vocab_size
         if size <= len(vocab):
             return 0
-        other = WordTokenizer(replace(self.config, vocab_size=size))
+        other = WordTokenizer(self.config)  # the same counting, cut-offs and size
         other.fit(texts)
         added = 0
         for word in other.vocab()[len(self.specials) :]:
