@@ -234,6 +234,17 @@ class DataConfig:
         "from its vector instead of being <unk>",
         True,
     )
+    suggested: dict[str, Any] = describe(
+        "settings this data set trains best with, e.g. {encoder.bidirectional: true} "
+        "(data=imdb): a classification run applies each where the user left the default "
+        "and the chosen component has the key (encoder=cnn has no bidirectional), and "
+        "prints it; not with model.init_from for the model's shape (the language model's)",
+        {},
+    )
+
+    def suggested_settings(self) -> dict[str, Any]:
+        """``data.suggested`` (``ClassificationTask.suggested_settings`` applies them)."""
+        return dict(self.suggested)
 
 
 @dataclass

@@ -32,6 +32,8 @@ from pipeline.training.context import RunContext
 SPLIT_PREFIX = {"validation": "val", "test": "test"}
 #: Training sets smaller than this train longer by default (``suggested_settings``).
 SMALL_TRAIN_ROWS = 20_000
+#: The groups a model started from a language model takes from it (``model.init_from``).
+LANGUAGE_MODEL_GROUPS = ("tokenizer", "embedding", "encoder")
 
 
 class ClassificationTask:
@@ -139,10 +141,14 @@ class ClassificationTask:
         """Settings chosen by the data read (applied where the user left the default): a
         few thousand sentences need more epochs than the default 6, sized for IMDb's 22,500
         reviews, and more patience with their small, noisy validation split. A data config
-        may suggest its own (``suggested_settings()``: ``data=long_lag``'s forget bias)."""
+        may suggest its own (``suggested_settings()``: ``data=long_lag``'s forget bias,
+        ``data=imdb``'s BiLSTM), except for the model's shape when it starts from a language
+        model (``model.init_from``: its tokenizer, embedding and encoder are the LM's)."""
         data_cfg = getattr(self, "data_cfg", None)
         own = getattr(data_cfg, "suggested_settings", None)
         found = [Suggestion(k, v, f"data={data_cfg.name}") for k, v in own().items()] if own else []
+        if getattr(getattr(self, "ctx", None), "init_from", None) is not None:
+            found = [s for s in found if s.key.partition(".")[0] not in LANGUAGE_MODEL_GROUPS]
         if hasattr(self, "tokenizer"):  # read from the data: the related texts' word vectors
             found += word2vec_suggestion(self.ctx, data_cfg, self.tokenizer)
         rows = getattr(self, "train_rows", None)
