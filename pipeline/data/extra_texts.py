@@ -17,6 +17,7 @@ entry drops is cached by content (:func:`dropped_indices`, in ``$SEQPIPE_CACHE/h
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -143,7 +144,8 @@ def dropped_indices(texts: list[str], held_out: HeldOut) -> list[int]:
 
 def _read_entry(entry: str, config: Any, seed: int, key: str) -> list[str]:
     """The documents of one entry: a data config name's texts (all splits) or a file's
-    non-blank lines (``key``: the setting that names it, for errors)."""
+    non-blank lines, read through gzip where it ends in ``.gz`` (``key``: the setting that
+    names it, for errors)."""
     if _is_data_name(entry, key):
         return _data_texts(entry, config, seed)
     path = Path(entry).expanduser()
@@ -153,12 +155,14 @@ def _read_entry(entry: str, config: Any, seed: int, key: str) -> list[str]:
             f"no data config name ({', '.join(_labelled_names())}). Give a plain-text file, "
             "one document per line, or the name of a labelled data set."
         )
+    opener = gzip.open if path.suffix == ".gz" else open  # a corpus often ships gzipped
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(
             f"data.{key}: cannot read {path} as UTF-8 text ({exc}); give a plain-text "
-            "file, one document per line."
+            "file (or one gzipped, .gz), one document per line."
         ) from exc
     return [line.strip() for line in lines if line.strip()]
 

@@ -217,15 +217,16 @@ class DataConfig:
     )
     corpus_extra: Any = describe(
         "task=lm with data.as_corpus: more training text, a list of labelled data config "
-        "names (all their splits' texts) or plain-text files (one document per line); a "
-        "document that is or holds a validation/test text of this data set is dropped",
+        "names (all their splits' texts) or plain-text files (one document per line; .gz "
+        "read through gzip); a document that is or holds a validation/test text of this "
+        "data set is dropped",
         None,
     )
     related_texts: Any = describe(
         "unlabelled text related to this data set, for word vectors (embedding.init="
         "word2vec): labelled data config names (all their splits' texts, labels unused) or "
-        "plain-text files (one text a line); a text that is or holds a validation/test text "
-        "of this data set is dropped",
+        "plain-text files (one text a line; .gz read through gzip); a text that is or holds "
+        "a validation/test text of this data set is dropped",
         [],
     )
     related_words: bool = describe(

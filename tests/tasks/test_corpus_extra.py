@@ -4,6 +4,7 @@ never the classifier's validation or test texts (toy reviews in tmp dirs, in pro
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from types import SimpleNamespace
 
@@ -154,3 +155,19 @@ def test_corpus_extra_errors_are_clear(reviews, tmp_path):
         LanguageModelTask(composed(*WORD_LM, *reviews, f"data.corpus_extra=[{path}]"))
     with pytest.raises(ConfigError, match=r"data\.corpus_extra only shape.*task=lm"):
         ClassificationTask(composed(*reviews, f"data.corpus_extra=[{path}]"))
+
+
+def test_a_gzipped_file_reads_as_its_text(reviews, tmp_path):
+    """``.gz`` (PTB ships ``ptb.train.txt.gz``) is read through gzip; a file that only ends in
+    .gz is a clear error."""
+    packed = tmp_path / "extra.txt.gz"
+    with gzip.open(packed, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(NEW) + "\n\n")
+    cfg = composed(*WORD_LM, *reviews, "data.as_corpus=train", f"data.corpus_extra=[{packed}]")
+    _, _, extra = load_texts(to_config(cfg.data), 42, "")
+    assert extra.texts == NEW and extra.sources[0]["documents"] == len(NEW)
+    fake = tmp_path / "plain.gz"
+    fake.write_text("not gzipped\n", encoding="utf-8")
+    cfg = composed(*WORD_LM, *reviews, "data.as_corpus=train", f"data.corpus_extra=[{fake}]")
+    with pytest.raises(DataError, match=r"cannot read .*plain\.gz as UTF-8 text.*\.gz"):
+        load_texts(to_config(cfg.data), 42, "")
