@@ -20,6 +20,7 @@ from pipeline.contracts import EpochBatches
 from pipeline.data.batching import EncodedSplit, EpochOrders, iterate_batches
 from pipeline.data.placement import keep_on_device
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.model.transfer import SHARED  # what a model from a language model takes from it
 from pipeline.tasks.classification_eval import Evaluation, evaluate
 from pipeline.tasks.related import (
     add_related_words,
@@ -32,8 +33,6 @@ from pipeline.training.context import RunContext
 SPLIT_PREFIX = {"validation": "val", "test": "test"}
 #: Training sets smaller than this train longer by default (``suggested_settings``).
 SMALL_TRAIN_ROWS = 20_000
-#: The groups a model started from a language model takes from it (``model.init_from``).
-LANGUAGE_MODEL_GROUPS = ("tokenizer", "embedding", "encoder")
 
 
 class ClassificationTask:
@@ -148,7 +147,7 @@ class ClassificationTask:
         own = getattr(data_cfg, "suggested_settings", None)
         found = [Suggestion(k, v, f"data={data_cfg.name}") for k, v in own().items()] if own else []
         if getattr(getattr(self, "ctx", None), "init_from", None) is not None:
-            found = [s for s in found if s.key.partition(".")[0] not in LANGUAGE_MODEL_GROUPS]
+            found = [s for s in found if s.key.partition(".")[0] not in SHARED]
         if hasattr(self, "tokenizer"):  # read from the data: the related texts' word vectors
             found += word2vec_suggestion(self.ctx, data_cfg, self.tokenizer)
         rows = getattr(self, "train_rows", None)
