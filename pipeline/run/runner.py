@@ -317,6 +317,7 @@ def rename_run(tracker: Any, named: str, renamed: str) -> None:
         return
     tracker.run_name = renamed + current[len(named) :]
     tracker.set_tags({"mlflow.runName": tracker.run_name})
+    print(f"run name: {tracker.run_name} (was {current}: it names what the run trains)", flush=True)
 
 
 def print_summary(result: RunResult) -> None:

@@ -102,7 +102,9 @@ def test_the_lstm_gate_biases_are_added_to_their_gates_only():
             assert torch.equal(plain, after[name]), name
 
 
-def test_a_run_is_named_after_the_settings_the_data_suggested(tmp_path, monkeypatch, mlflow_store):
+def test_a_run_is_named_after_the_settings_the_data_suggested(
+    tmp_path, monkeypatch, mlflow_store, capsys
+):
     import mlflow
     from hydra import compose, initialize_config_module
 
@@ -119,3 +121,5 @@ def test_a_run_is_named_after_the_settings_the_data_suggested(tmp_path, monkeypa
     result = run(cfg)  # encoder.hidden_size left at 128: the data suggests 64
     name = mlflow.MlflowClient(mlflow_store).get_run(result.run_id).info.run_name
     assert name.startswith("lstm-h64-long_lag-"), name
+    out = capsys.readouterr().out  # the header said h128: the new name is printed when it changes
+    assert f"run name: {name} (was lstm-h128-long_lag-" in out
