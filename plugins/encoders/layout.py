@@ -16,6 +16,10 @@ fastest there). On a GPU, calling them one after another leaves cuDNN idle, so t
   so it starts at the row's last real token). One bidirectional kernel call would start
   the backward direction at the padding, and packing would need the lengths on the host.
 
+Mixed precision: the stack runs as its layers do, outside autocast in fp32 when the run's
+policy keeps RNNs so (``trainer.amp_rnn=fp32``, which hooks every ``nn.RNNBase`` of the
+model: the stack is none of its submodules, so it is hooked here when it runs).
+
 Dropout between stacked layers: the multi-layer kernel applies it itself (cuDNN's random
 stream, not torch's). Under ``torch.use_deterministic_algorithms`` (``trainer.deterministic``)
 a stack with dropout runs layer by layer instead, so its masks come from torch's generator
@@ -33,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.masking import at_last_token
+from pipeline.runtime.amp import keep_rnns_fp32
 
 if TYPE_CHECKING:
     from plugins.encoders.rnn import RecurrentEncoder
@@ -83,6 +88,8 @@ def run_stack(
     """The whole unidirectional stack in one call; states split back per layer."""
     rnn = stack_rnn(encoder)
     rnn.train(encoder.training)
+    if getattr(encoder.layers[0][0], "_pipeline_fp32", False):  # trainer.amp_rnn=fp32
+        keep_rnns_fp32(rnn)  # as its layers: outside autocast (idempotent)
     initial = _join([layer[0] for layer in state]) if state is not None else None
     out, final = encoder.call_rnn(rnn, x, initial)  # with dropped W_hh (weight_dropout)
     layers = [[layer_state] for layer_state in _split(final, len(encoder.layers))]

@@ -122,6 +122,28 @@ def test_under_autocast_an_lstm_runs_in_low_precision_unless_kept_in_fp32():
     assert all(g.abs().sum() > 0 for g in rnn_grads)
 
 
+def test_a_stack_run_as_one_kernel_call_is_kept_in_fp32_too():
+    """The fused layout (CUDA's, forced here) runs a unidirectional stack as one
+    multi-layer RNN that is not a submodule; the policy must reach it as well."""
+    torch.manual_seed(0)
+    model = build_model(config("classifier", bidirectional=False), 30, 0, 3)
+    model.encoder.layout = "fused"
+    classify(model)  # the stack is built before the policy hooks the layers (as on CUDA)
+    keep_rnns_fp32(model)
+    seen: set[torch.dtype] = set()
+
+    def record(module: nn.Module, inputs: object, output: object) -> None:
+        if isinstance(module, nn.RNNBase):  # global: the stack is no submodule of the model
+            seen.add((output[0] if isinstance(output, tuple) else output).dtype)
+
+    handle = nn.modules.module.register_module_forward_hook(record)
+    try:
+        classify(model)
+    finally:
+        handle.remove()
+    assert seen == {torch.float32}
+
+
 def test_autocast_comes_back_after_an_rnn_that_raised():
     rnn, head = nn.LSTM(4, 4, batch_first=True), nn.Linear(4, 2)
     keep_rnns_fp32(rnn)
