@@ -79,7 +79,8 @@ def main() -> None:
     import torch
 
     from pipeline.data.batching import batch_order, iterate_batches
-    from pipeline.data.labelled import load_data, preset
+    from pipeline.data.data_config import preset
+    from pipeline.data.labelled import load_data
     from pipeline.tracking.tracker import quiet_mlflow
 
     workdir = common.workdir(args, "inference")

@@ -41,7 +41,7 @@ def schema_of(group: str, option: str) -> type | None:
     }
     if group == "data":
         from pipeline.data.corpus import CorpusConfig, corpus_presets
-        from pipeline.data.labelled import DataConfig
+        from pipeline.data.data_config import DataConfig
         from pipeline.data.synthetic import LongLagConfig, generated_presets
         from pipeline.data.tagged import TaggedDataConfig, tagged_presets
 

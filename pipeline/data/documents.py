@@ -99,7 +99,7 @@ def texts_config(cfg: Any) -> tuple[Any, str]:
     """The labelled data config of ``task=lm`` on a labelled data set (``cfg``: the composed
     run config), and the text that ends each document; a ``ConfigError`` without
     ``data.as_corpus``, or with a word tokenizer that has no ``<eos>``."""
-    from pipeline.data.labelled import to_config
+    from pipeline.data.data_config import to_config
 
     config = to_config(cfg.data)
     if config.corpus_extra and not config.as_corpus:

@@ -187,7 +187,8 @@ def _is_data_name(entry: str, key: str) -> bool:
 
 
 def _data_texts(name: str, config: Any, seed: int) -> list[str]:
-    from pipeline.data.labelled import load_data, preset
+    from pipeline.data.data_config import preset
+    from pipeline.data.labelled import load_data
 
     overrides = {k: getattr(config, k) for k in ("dir", "cache_dir") if getattr(config, k)}
     data = load_data(preset(name, **overrides), seed)

@@ -43,7 +43,7 @@ class ClassificationTask:
     usage = 'predict model={path} text="..."'  # the sub-command that uses them
 
     def __init__(self, cfg: Any) -> None:
-        from pipeline.data.labelled import DataConfig
+        from pipeline.data.data_config import DataConfig
         from pipeline.data.synthetic import is_generated, to_long_lag_config
 
         if cfg.data.get("type") == "corpus":

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.labelled import DataConfig, SplitSource, load_data, preset
+from pipeline.data.data_config import DataConfig, SplitSource, preset
+from pipeline.data.labelled import load_data
 from pipeline.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf, open_dict
 
 from pipeline.config.schemas import typed
-from pipeline.data.labelled import DataConfig
+from pipeline.data.data_config import DataConfig
 from pipeline.model.checkpoint import Checkpoint
 from pipeline.run.resume import config_differences
 from pipeline.run.runner import run

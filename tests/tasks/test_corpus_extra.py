@@ -11,10 +11,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from pipeline.data.data_config import to_config
 from pipeline.data.documents import STREAM_FILE, load_texts
 from pipeline.data.extra_texts import ExtraTexts, HeldOut, words
 from pipeline.data.fingerprint import split_digest
-from pipeline.data.labelled import load_data, to_config
+from pipeline.data.labelled import load_data
 from pipeline.errors import ConfigError, DataError
 from pipeline.run.runner import run
 from pipeline.tasks.classification import ClassificationTask

@@ -11,9 +11,10 @@ import datasets
 import pytest
 import torch
 
+from pipeline.data.data_config import to_config
 from pipeline.data.documents import STREAM_FILE, check_resumed_direction, document_ids, end_id
 from pipeline.data.fingerprint import DataChanged, split_digest
-from pipeline.data.labelled import load_data, to_config
+from pipeline.data.labelled import load_data
 from pipeline.data.tokenize import fit_tokenizer, load_tokenizer, tokenize
 from pipeline.errors import ConfigError
 from pipeline.run.runner import run
