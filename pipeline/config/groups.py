@@ -40,7 +40,7 @@ def schema_of(group: str, option: str) -> type | None:
         "tracking": TrackingConfig,
     }
     if group == "data":
-        from pipeline.data.corpus import CorpusConfig, corpus_presets
+        from pipeline.data.corpus_config import CorpusConfig, corpus_presets
         from pipeline.data.data_config import DataConfig
         from pipeline.data.synthetic import LongLagConfig, generated_presets
         from pipeline.data.tagged import TaggedDataConfig, tagged_presets

@@ -49,7 +49,7 @@ class LanguageModelTask:
     usage = "generate model={path} prompt=..."  # the sub-command that uses them
 
     def __init__(self, cfg: Any) -> None:
-        from pipeline.data.corpus import to_corpus_config
+        from pipeline.data.corpus_config import to_corpus_config
         from pipeline.data.documents import texts_config
 
         self.texts_cfg, self.doc_end, self.transductive = None, "", False

@@ -12,14 +12,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline.data.corpus import (
-    CorpusConfig,
-    LoadedCorpus,
-    corpus_presets,
-    load_corpus,
-    preset,
-    to_corpus_config,
-)
+from pipeline.data.corpus import LoadedCorpus, load_corpus
+from pipeline.data.corpus_config import CorpusConfig, corpus_presets, preset, to_corpus_config
 from pipeline.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]
