@@ -5,7 +5,9 @@ precision). The CUDA side is in test_cuda.py."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -130,18 +132,26 @@ def test_a_stack_run_as_one_kernel_call_is_kept_in_fp32_too():
     model.encoder.layout = "fused"
     classify(model)  # the stack is built before the policy hooks the layers (as on CUDA)
     keep_rnns_fp32(model)
+    with every_rnn_dtype() as seen:
+        classify(model)
+    assert seen == {torch.float32}
+
+
+@contextlib.contextmanager
+def every_rnn_dtype() -> Iterator[set[torch.dtype]]:
+    """The output dtypes of every ``nn.RNNBase`` called inside (a global hook: the fused
+    layout's stack is no submodule of the model)."""
     seen: set[torch.dtype] = set()
 
     def record(module: nn.Module, inputs: object, output: object) -> None:
-        if isinstance(module, nn.RNNBase):  # global: the stack is no submodule of the model
+        if isinstance(module, nn.RNNBase):
             seen.add((output[0] if isinstance(output, tuple) else output).dtype)
 
     handle = nn.modules.module.register_module_forward_hook(record)
     try:
-        classify(model)
+        yield seen
     finally:
         handle.remove()
-    assert seen == {torch.float32}
 
 
 def test_autocast_comes_back_after_an_rnn_that_raised():

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from pipeline.config.schemas import OptimizerConfig, TrainerConfig
 from pipeline.data.batching import EncodedSplit
@@ -65,26 +64,18 @@ def test_the_lstm_dtype_under_the_amp_policy(amp_rnn, bidirectional):
     scaled. One way, the 2 layers run as one multi-layer call (no submodule: seen by a
     global hook)."""
     from pipeline.runtime.amp import apply_policy, policy_for
-    from tests.runtime.test_amp import Dtypes, config
+    from tests.runtime.test_amp import Dtypes, config, every_rnn_dtype
 
     device = torch.device("cuda")
     policy = policy_for(device, TrainerConfig(amp=True, amp_rnn=amp_rnn))
     model = build_model(config("classifier", bidirectional), 30, 0, 3).to(device)
     apply_policy(model, policy)
     seen = Dtypes(model)
-
-    def record(module: nn.Module, inputs: object, output: object) -> None:
-        if isinstance(module, nn.RNNBase):
-            seen.rnn.add((output[0] if isinstance(output, tuple) else output).dtype)
-
     ids = torch.randint(1, 30, (4, 7), device=device)
     mask = torch.ones(4, 7, dtype=torch.bool, device=device)
-    handle = nn.modules.module.register_module_forward_hook(record)
-    try:
-        with torch.autocast("cuda", dtype=policy.dtype):
-            logits = model(ids, mask)
-    finally:
-        handle.remove()
+    with every_rnn_dtype() as rnn_dtypes, torch.autocast("cuda", dtype=policy.dtype):
+        logits = model(ids, mask)
+    seen.rnn |= rnn_dtypes
     logits.float().sum().backward()
     assert seen.rnn
     assert seen.linear == {policy.dtype}
